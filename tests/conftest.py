@@ -1,0 +1,51 @@
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "tests", "data")
+PHOTO = os.path.join(ROOT, "tfycc", "assets", "photo.png")
+SHARED_TRAIN = os.path.join(os.path.dirname(ROOT), "shared", "data", "train")
+
+
+def run_python(code_or_args, timeout=600, env=None):
+    """Run a fresh Python process (``-c code`` or a list of args); returns CompletedProcess."""
+    args = ["-c", code_or_args] if isinstance(code_or_args, str) else list(code_or_args)
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def photo():
+    from PIL import Image
+
+    return np.asarray(Image.open(PHOTO).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained tiny codec whose levels vary across the image (so masks matter)."""
+    from tfycc.model import build_model
+
+    model = build_model("tiny", model_id="tfycc-test-tiny")
+    model.importance.head.bias.assign([0.0])
+    return model
+
+
+@pytest.fixture(scope="session")
+def exported_tiny(tiny_model, tmp_path_factory):
+    """The tiny model saved and exported as a shipped model: DIR/tiny/{config.json, codec, servable}."""
+    from tfycc import export
+    from tfycc.model import save_model
+
+    root = tmp_path_factory.mktemp("models")
+    src = root / "src"
+    save_model(tiny_model, str(src))
+    assert export.main([str(src), str(root / "tiny")]) == 0
+    return root

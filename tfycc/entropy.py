@@ -1,0 +1,167 @@
+"""Context-adaptive entropy model for importance levels and kept code bits.
+
+Probabilities are a learned lookup table over *discrete* contexts only, so the
+encoder and the decoder always pick the same table row, whatever the float
+precision or machine that ran the networks.
+
+Bit contexts (channel k of a stream, latent position (i, j), level l there):
+  * g     -- global channel index (luma channels first, then colour channels),
+  * l     -- the importance level at (i, j), in {0, ..., L},
+  * phase -- checkerboard parity (i + j) mod 2; phase-0 bits of a channel are
+             decoded first, all at once, then phase-1 bits,
+  * a     -- bit of channel k - 1 at (i, j) (0 for k = 0),
+  * s     -- sum of the 4 neighbours' bits in channel k - 1, in {0, ..., 4},
+  * t     -- for phase 1: sum of the 4 neighbours' bits in channel k (all phase 0,
+             hence already decoded), in {0, ..., 4}; 0 for phase 0.
+Masked-out bits count as 0 in every context (they are 0 in the decoder too).
+
+Level contexts: the level of the position above (L + 1 for the first row), so
+a whole row of levels decodes in one call.
+
+Coding tables are int32 variables filled from the float tables by
+``update_tables`` (NumPy, explicit, deterministic) and saved with the model; the
+coder never recomputes them from floats.
+"""
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "PRECISION",
+    "EntropyModel",
+    "neighbour_sum",
+    "checkerboard",
+    "quantize_pmf",
+]
+
+PRECISION = 16
+_LOGIT_SCALE = 10.0  # table logits are stored divided by this: a 10x learning rate for the table
+_NCTX = 2 * 2 * 5 * 5  # phase, a, s, t
+
+
+def neighbour_sum(x):
+    """Sum of the 4 neighbours over the last two axes (zero padded); int or float."""
+    pad = [[0, 0]] * (len(x.shape) - 2) + [[1, 1], [1, 1]]
+    p = tf.pad(x, pad)
+    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+
+
+def checkerboard(h, w):
+    """[h, w] int32 parity map (i + j) mod 2."""
+    return (tf.range(h)[:, None] + tf.range(w)[None, :]) % 2
+
+
+def quantize_pmf(pmf, precision=PRECISION):
+    """Rows of probabilities [R, S] -> integer frequencies [R, S] summing to 2**precision.
+
+    Every symbol keeps a frequency >= 1 (so any symbol stays codable); the rounding
+    error is taken from (or given to) the most probable symbol.  Pure NumPy.
+    """
+    pmf = np.asarray(pmf, np.float64)
+    total = 1 << precision
+    freq = np.maximum(1, np.round(pmf / pmf.sum(-1, keepdims=True) * total)).astype(np.int64)
+    top = np.argmax(freq, axis=-1)
+    rows = np.arange(freq.shape[0])
+    freq[rows, top] += total - freq.sum(-1)
+    if (freq < 1).any():
+        raise ValueError("distribution too peaked for the coder precision")
+    return freq
+
+
+def _log2_sigmoid_cost(logits, bits):
+    """Bits needed for ``bits`` in {0, 1} under P(1) = sigmoid(logits); differentiable."""
+    return (bits * tf.nn.softplus(-logits) + (1.0 - bits) * tf.nn.softplus(logits)) / np.log(2.0)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfycc")
+class EntropyModel(tf.keras.layers.Layer):
+    """Learned discrete-context probability tables, their rate, and the coder tables."""
+
+    def __init__(self, code_channels, levels, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.code_channels = tuple(int(c) for c in code_channels)  # per stream, e.g. (64, 16)
+        self.levels = int(levels)
+        self.num_channels = sum(self.code_channels)
+        self.channel_offsets = tuple(int(v) for v in np.cumsum((0,) + self.code_channels)[:-1])
+        self.num_bit_rows = self.num_channels * (self.levels + 1) * _NCTX
+        self.num_level_rows = self.levels + 2
+        self.bit_logits = self.add_weight(
+            name="bit_logits", shape=[self.num_bit_rows], initializer="zeros", trainable=True)
+        self.level_logits = self.add_weight(
+            name="level_logits", shape=[self.num_level_rows, self.levels + 1],
+            initializer="zeros", trainable=True)
+        # Coder tables (int32): P(bit = 1) in units of 2**-PRECISION, and level frequencies.
+        self.bit_freq1 = self.add_weight(
+            name="bit_freq1", shape=[self.num_bit_rows], dtype=tf.int32,
+            initializer=tf.keras.initializers.Constant(1 << (PRECISION - 1)), trainable=False)
+        self.level_freq = self.add_weight(
+            name="level_freq", shape=[self.num_level_rows, self.levels + 1], dtype=tf.int32,
+            initializer=tf.keras.initializers.Constant(
+                quantize_pmf(np.ones([self.num_level_rows, self.levels + 1]))),
+            trainable=False)
+
+    # ----- contexts (integer functions of decoded values) -------------------------
+    def bit_index(self, channel, level, phase, a, s, t):
+        """Table row of each bit; all arguments int32 and broadcastable; ``channel`` is global."""
+        idx = channel * (self.levels + 1) + level
+        return (((idx * 2 + phase) * 2 + a) * 5 + s) * 5 + t
+
+    def stream_bit_index(self, bits, level, stream):
+        """Row index of every bit of one stream at once (training, encoding).
+
+        bits: int32 [..., n, h, w] masked bits; level: int32 [..., h, w].
+        """
+        n = self.code_channels[stream]
+        h, w = tf.shape(bits)[-2], tf.shape(bits)[-1]
+        prev = tf.concat([tf.zeros_like(bits[..., :1, :, :]), bits[..., :-1, :, :]], axis=-3)
+        phase = checkerboard(h, w)
+        channel = tf.reshape(tf.range(n) + self.channel_offsets[stream], [n, 1, 1])
+        return self.bit_index(channel, level[..., None, :, :], phase, prev,
+                              neighbour_sum(prev), neighbour_sum(bits) * phase)
+
+    def level_index(self, level):
+        """Context of each level: the level above, L + 1 on the first row. [..., h, w] int32."""
+        first = tf.fill(tf.shape(level[..., :1, :]), self.levels + 1)
+        return tf.concat([first, level[..., :-1, :]], axis=-2)
+
+    # ----- rate (training) --------------------------------------------------------
+    def bit_cost(self, bits, index):
+        """Bits to code each of ``bits`` (float {0,1}, straight-through) at table rows ``index``."""
+        logits = tf.gather(self.bit_logits * _LOGIT_SCALE, index)
+        return _log2_sigmoid_cost(logits, bits)
+
+    def level_cost(self, level):
+        """Bits to code each integer level [..., h, w]; gradient reaches the table only."""
+        logits = tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level))
+        return -tf.gather(tf.nn.log_softmax(logits), level, batch_dims=len(level.shape)) / np.log(2.0)
+
+    # ----- coder tables -----------------------------------------------------------
+    def update_tables(self):
+        """Freeze the float tables into the int32 coder tables (call before exporting)."""
+        p1 = 1.0 / (1.0 + np.exp(-self.bit_logits.numpy().astype(np.float64) * _LOGIT_SCALE))
+        freq = quantize_pmf(np.stack([1.0 - p1, p1], -1))
+        self.bit_freq1.assign(freq[:, 1].astype(np.int32))
+        z = self.level_logits.numpy().astype(np.float64) * _LOGIT_SCALE
+        pmf = np.exp(z - z.max(-1, keepdims=True))
+        self.level_freq.assign(quantize_pmf(pmf).astype(np.int32))
+
+    def lookup(self):
+        """Coder table for tfc range coding: [L + 2 + bit rows, L + 3] int32.
+
+        Level rows come first (row = level context), then bit rows offset by L + 2.
+        Built from the int32 tables with integer ops only.
+        """
+        total = 1 << PRECISION
+        width = self.levels + 3
+        lvl = tf.cumsum(self.level_freq, axis=-1, exclusive=False)
+        lvl = tf.concat([tf.fill([self.num_level_rows, 1], PRECISION),
+                         tf.zeros([self.num_level_rows, 1], tf.int32), lvl], -1)
+        zero = total - self.bit_freq1
+        bit = tf.stack([tf.fill([self.num_bit_rows], PRECISION),
+                        tf.zeros([self.num_bit_rows], tf.int32), zero], -1)
+        bit = tf.concat([bit, tf.fill([self.num_bit_rows, width - 3], total)], -1)
+        return tf.concat([lvl, bit], 0)
+
+    def get_config(self):
+        return {**super().get_config(), "code_channels": list(self.code_channels),
+                "levels": self.levels}

@@ -1,0 +1,397 @@
+"""The two-stream YCbCr codec: a Keras model that trains with ``fit`` and *is* the codec.
+
+Data flow (H x W RGB image, latent grid h x w = ceil(H/8) x ceil(W/8)):
+
+    RGB -> YCbCr -> Y  -> luma encoder   -> features_Y, code_Y  [h, w, n_Y]
+                    CbCr -> colour encoder (+ features_Y: encoder fusion) -> code_C [h, w, n_C]
+    [features_Y, features_C] -> importance net -> p [h, w, 1] -> level l in {0..L}
+    bits_Y = binarize(code_Y) * mask(l, n_Y);  bits_C = binarize(code_C) * mask(l, n_C)
+    bits_Y -> luma decoder -> Y^, luma features at 1/8, 1/4, 1/2, 1
+    bits_C + luma features -> colour decoder (decoder fusion) -> CbCr^
+
+One importance map, computed from both streams' encoder features, masks both
+codes: level l keeps ceil(n_Y l / L) luma and ceil(n_C l / L) colour channels, so
+the two streams always share one rate allocation and colour cannot starve luma
+(or the reverse).  Only the levels and the kept bits go into the file.
+
+Loss: |Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) + lambda * max(0, R - target),
+(lambda, and the gradient reaching the importance map, ramped up from 0 over
+``rate_warmup_steps``: with an untrained decoder every kept bit is noise, so the
+distortion alone first pushes the map down; warming up lets the bits become
+useful before the map and the rate term act)
+with R the entropy model's rate in bits per pixel (``rate_term="entropy"``, the
+real file cost) or the importance-map proxy sum(p) (n_Y + n_C) / pixels
+(``rate_term="importance"``, Li et al.'s term).
+"""
+import json
+import os
+import secrets
+
+import numpy as np
+import tensorflow as tf
+
+from . import bitstream, ops
+from .colour import rgb_to_ycbcr, ycbcr_to_rgb
+from .entropy import EntropyModel, checkerboard, neighbour_sum
+from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
+
+__all__ = ["CONFIGS", "TwoStreamCodec", "build_model", "save_model", "load_model"]
+
+CONFIGS = {
+    # Unit tests only.
+    "tiny": dict(filters_y=16, filters_c=8, num_blocks=2, num_groups=1, code_y=8, code_c=4, levels=4),
+    # CPU training: 4 ResNet blocks (2 groups, 3 long skips) per encoder/decoder.
+    "compact": dict(filters_y=128, filters_c=64, num_blocks=4, num_groups=2, code_y=64, code_c=16,
+                    levels=16),
+    # Reference design: 16 ResNet blocks, 5 long skips per encoder/decoder.
+    "paper": dict(filters_y=128, filters_c=96, num_blocks=16, num_groups=4, code_y=64, code_c=16,
+                  levels=16),
+}
+
+_METRICS = ("loss", "distortion", "bpp", "kept_bpp", "importance_bpp", "psnr", "level")
+
+
+def _pad_to_grid(x):
+    """Replicate the last row/column so H and W become multiples of 8. x: [B, H, W, C]."""
+    h, w = tf.shape(x)[1], tf.shape(x)[2]
+    ph, pw = (-h) % DOWNSAMPLING, (-w) % DOWNSAMPLING
+    x = tf.concat([x, tf.repeat(x[:, -1:], ph, axis=1)], 1)
+    return tf.concat([x, tf.repeat(x[:, :, -1:], pw, axis=2)], 2)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfycc")
+class TwoStreamCodec(tf.keras.Model):
+    """Two-stream YCbCr codec with fusion, importance map, binarizer and entropy model."""
+
+    def __init__(self, filters_y, filters_c, num_blocks, num_groups, code_y, code_c, levels,
+                 lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
+                 random_level_prob=0.5, rate_warmup_steps=2000, fuse_encoder=True, fuse_decoder=True, model_id=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if rate_term not in ("entropy", "importance"):
+            raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
+        self.hparams = dict(
+            filters_y=filters_y, filters_c=filters_c, num_blocks=num_blocks, num_groups=num_groups,
+            code_y=code_y, code_c=code_c, levels=levels, lmbda=float(lmbda), gamma=float(gamma),
+            rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
+            random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
+            fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder),
+            model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
+        self.levels = levels
+        self.code_channels = (code_y, code_c)
+        self.enc_y = StreamEncoder(filters_y, code_y, num_blocks, num_groups, name="enc_y")
+        self.enc_c = StreamEncoder(filters_c, code_c, num_blocks, num_groups, fuse=fuse_encoder,
+                                   name="enc_c")
+        self.importance = ImportanceNet(max(filters_y // 2, 8), name="importance")
+        self.dec_y = StreamDecoder(filters_y, 1, num_blocks, num_groups, name="dec_y")
+        self.dec_c = StreamDecoder(filters_c, 2, num_blocks, num_groups, fuse=fuse_decoder,
+                                   name="dec_c")
+        self.entropy = EntropyModel(self.code_channels, levels, name="entropy")
+        self.trackers = {m: tf.keras.metrics.Mean(name=m) for m in _METRICS}
+
+    # ----- configuration ------------------------------------------------------
+    @property
+    def model_id(self):
+        return self.hparams["model_id"]
+
+    @model_id.setter
+    def model_id(self, value):
+        value.encode("ascii")
+        if not 0 < len(value) < 256:
+            raise ValueError("model id must be 1..255 ASCII characters")
+        self.hparams["model_id"] = value
+
+    def get_config(self):
+        return dict(self.hparams)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # ----- the transforms -------------------------------------------------------
+    def analyze(self, rgb, offset=0.0, override=None, importance_grad=1.0):
+        """RGB [B, H, W, 3] float in [0, 1] (H, W multiples of 8) -> dict of latent tensors.
+
+        Keys: p [B,h,w,1] importance, u continuous level, level int32 [B,h,w],
+        raw_y/raw_c binarized codes, mask_y/mask_c channel masks, bits_y/bits_c kept bits
+        (float32 {0,1}, masked).  ``override`` = (use [B,1,1,1] bool, u [B,1,1,1]) replaces
+        the continuous level of the chosen images (training with random levels);
+        ``importance_grad`` scales the gradient reaching the importance map.
+        """
+        ycc = rgb_to_ycbcr(tf.cast(rgb, tf.float32)) - 0.5
+        dtype = self.enc_y.compute_dtype
+        feat_y, code_y = self.enc_y(tf.cast(ycc[..., :1], dtype))
+        feat_c, code_c = self.enc_c(tf.cast(ycc[..., 1:], dtype), side=feat_y)
+        p = self.importance(tf.concat([feat_y, tf.cast(feat_c, feat_y.dtype)], -1))
+        if importance_grad is not None and not (isinstance(importance_grad, float)
+                                                and importance_grad == 1.0):
+            p = tf.stop_gradient(p) + importance_grad * (p - tf.stop_gradient(p))
+        u = ops.continuous_level(p, self.levels, offset)
+        if override is not None:
+            u = tf.where(override[0], override[1], u)
+        out = dict(p=p, u=u, level=ops.quantize_level(u[..., 0], self.levels))
+        for name, code, n in (("y", code_y, self.code_channels[0]), ("c", code_c, self.code_channels[1])):
+            raw = ops.binarize(tf.cast(code, tf.float32))
+            mask = ops.channel_mask(u, n, self.levels)
+            out.update({f"raw_{name}": raw, f"mask_{name}": mask, f"bits_{name}": raw * mask})
+        return out
+
+    def synthesize(self, bits_y, bits_c, mask_y, mask_c):
+        """Kept bits and masks [B,h,w,n_Y], [B,h,w,n_C] -> YCbCr [B, 8h, 8w, 3] float32.
+
+        The decoders see 2 * bits - mask: +1 / -1 for a kept 1 / 0 and 0 for a bit that
+        was not sent, so "not sent" is neutral rather than a confident 0.  (With bits
+        fed as {0, 1}, the straight-through mask gradient was biased towards masking:
+        the importance map collapsed to level 0 even with lambda = 0.)
+        """
+        y, features = self.dec_y(2.0 * bits_y - mask_y)
+        c, _ = self.dec_c(2.0 * bits_c - mask_c, side=features)
+        return tf.concat([y, c], -1) + 0.5
+
+    def rate(self, latents):
+        """Entropy-model rate of each image of a batch, in bits: float32 [B]."""
+        level = latents["level"]
+        total = tf.reduce_sum(self.entropy.level_cost(level), axis=[1, 2])
+        for s, name in enumerate(("y", "c")):
+            to_chw = lambda t: tf.transpose(t, [0, 3, 1, 2])  # noqa: E731
+            bits_int = tf.cast(to_chw(latents[f"bits_{name}"]), tf.int32)
+            index = self.entropy.stream_bit_index(bits_int, level, s)
+            # No gradient to the bit values: through the straight-through binarizer it pushed
+            # every code towards its majority value (all-zero, informationless codes).  The
+            # rate reaches the encoder through the importance map (masks) only, as in Li et al.
+            cost = self.entropy.bit_cost(tf.stop_gradient(to_chw(latents[f"raw_{name}"])), index)
+            total += tf.reduce_sum(cost * to_chw(latents[f"mask_{name}"]), axis=[1, 2, 3])
+        return total
+
+    def call(self, rgb, training=False):
+        """RGB [B, H, W, 3] float in [0, 1] -> dict(rgb reconstruction and losses).
+
+        In training, two things keep every code channel and the importance map alive:
+        a random level offset in [-offset_range, offset_range] per image (which also
+        teaches the decoder the rates reachable by ``compress_at``), and, for a
+        fraction ``random_level_prob`` of the images, one uniformly random level for
+        the whole image instead of the importance map (nested dropout over channels:
+        the decoder learns to use any prefix of the code, so raising a level always
+        helps and the map has a reason to rise).  Those images count for distortion
+        only, not for the rate.
+        """
+        rgb = tf.cast(rgb, tf.float32)
+        batch = tf.shape(rgb)[0]
+        offset, override = 0.0, None
+        real = tf.ones([batch])
+        if training and self.hparams["offset_range"] > 0:
+            r = self.hparams["offset_range"]
+            offset = tf.random.uniform([batch, 1, 1, 1], -r, r)
+        if training and self.hparams["random_level_prob"] > 0:
+            use = tf.random.uniform([batch, 1, 1, 1]) < self.hparams["random_level_prob"]
+            override = (use, tf.random.uniform([batch, 1, 1, 1], 0.0, self.levels + 1.0))
+            real = 1.0 - tf.cast(tf.reshape(use, [batch]), tf.float32)
+        warmup = self._warmup() if training else 1.0
+        lat = self.analyze(rgb, offset, override, importance_grad=warmup)
+        ycc_hat = self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"])
+        ycc = rgb_to_ycbcr(rgb)
+        err = tf.reduce_mean(tf.abs(ycc - ycc_hat), axis=[0, 1, 2])
+        distortion = err[0] + self.hparams["gamma"] * (err[1] + err[2])
+        # Rates in bits per pixel, averaged over the images whose levels are real.
+        pixels = tf.cast(tf.reduce_prod(tf.shape(rgb)[1:3]), tf.float32) * tf.maximum(
+            tf.reduce_sum(real), 1.0)
+        bpp = tf.reduce_sum(self.rate(lat) * real) / pixels
+        kept = tf.reduce_sum(lat["mask_y"], [1, 2, 3]) + tf.reduce_sum(lat["mask_c"], [1, 2, 3])
+        kept_bpp = tf.reduce_sum(kept * real) / pixels
+        importance_bpp = tf.reduce_sum(tf.reduce_sum(lat["p"], [1, 2, 3]) * real) * float(
+            sum(self.code_channels)) / pixels
+        rate = bpp if self.hparams["rate_term"] == "entropy" else importance_bpp
+        rate_loss = tf.nn.relu(rate - self.hparams["target_bpp"]) * warmup
+        rgb_hat = tf.clip_by_value(ycbcr_to_rgb(ycc_hat), 0.0, 1.0)
+        return dict(
+            rgb=rgb_hat,
+            loss=distortion + self.hparams["lmbda"] * rate_loss,
+            distortion=distortion, bpp=bpp, kept_bpp=kept_bpp, importance_bpp=importance_bpp,
+            psnr=tf.reduce_mean(tf.image.psnr(rgb, rgb_hat, 1.0)),
+            level=tf.reduce_sum(tf.reduce_mean(tf.cast(lat["level"], tf.float32), [1, 2]) * real)
+            / tf.maximum(tf.reduce_sum(real), 1.0),
+        )
+
+    def _warmup(self):
+        """Warm-up weight: 0 for the first half of ``rate_warmup_steps`` optimizer steps, then
+        rising linearly to 1 (1 outside fit).  Zero, not small, because Adam is blind to
+        gradient scale: only a zero gradient really holds the importance map still."""
+        warm = self.hparams["rate_warmup_steps"]
+        if warm <= 0 or self.optimizer is None:
+            return 1.0
+        step = tf.cast(self.optimizer.iterations, tf.float32)
+        return tf.clip_by_value(2.0 * step / warm - 1.0, 0.0, 1.0)
+
+    # ----- Keras training -------------------------------------------------------
+    @staticmethod
+    def _images(data):
+        """A batch of uint8 (or float 0..255) RGB images -> float32 in [0, 1]."""
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        return tf.cast(data, tf.float32) / 255.0
+
+    def _update(self, out):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(out[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        x = self._images(data)
+        with tf.GradientTape() as tape:
+            out = self(x, training=True)
+            # Gradients are summed over replicas: scale so the update is the global mean.
+            loss = out["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update(out)
+
+    def test_step(self, data):
+        return self._update(self(self._images(data), training=False))
+
+    # ----- the codec ----------------------------------------------------------------
+    def _latent_to_file(self, image, rate_offset):
+        image = tf.convert_to_tensor(image)
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        tf.debugging.assert_less_equal(tf.maximum(height, width), bitstream.MAX_SIDE,
+                                       message="image side exceeds 65535 pixels")
+        x = _pad_to_grid(tf.cast(image[None], tf.float32) / 255.0)
+        lat = self.analyze(x, rate_offset)
+        level = lat["level"][0]
+        bits = [tf.cast(tf.transpose(lat[f"bits_{s}"][0], [2, 0, 1]), tf.int32) for s in ("y", "c")]
+        payload = self._encode_payload(level, bits)
+        return bitstream.tf_pack(self.model_id, height, width, payload)
+
+    def _encode_payload(self, level, bits):
+        import tensorflow_compression as tfc
+
+        em = self.entropy
+        handle = tfc.create_range_encoder([], em.lookup())
+        handle = tfc.entropy_encode_index(handle, em.level_index(level), level)
+        h, w = tf.shape(level)[0], tf.shape(level)[1]
+        # Order: channel by channel; in each channel, phase-0 positions then phase-1 positions
+        # (raster order within a phase) -- exactly the order _decode_payload uses.
+        order = tf.argsort(tf.reshape(checkerboard(h, w), [-1]), stable=True)
+        for s, b in enumerate(bits):
+            n = self.code_channels[s]
+            index = em.stream_bit_index(b, level, s) + em.num_level_rows
+            keep = tf.transpose(ops.keep_mask_int(level, n, self.levels), [2, 0, 1])
+            flat = lambda t: tf.gather(tf.reshape(t, [n, -1]), order, axis=1)  # noqa: E731
+            sel = flat(keep)
+            handle = tfc.entropy_encode_index(
+                handle, tf.boolean_mask(flat(index), sel), tf.boolean_mask(flat(b), sel))
+        return tfc.entropy_encode_finalize(handle)
+
+    def _decode_payload(self, payload, h, w):
+        import tensorflow_compression as tfc
+
+        em, L = self.entropy, self.levels
+        handle = tfc.create_range_decoder(payload, em.lookup())
+
+        def row(i, handle, above, rows):
+            handle, values = tfc.entropy_decode_index(handle, above, tf.shape(above), tf.int32)
+            return i + 1, handle, values, rows.write(i, values)
+
+        _, handle, _, rows = tf.while_loop(
+            lambda i, *_: i < h, row,
+            (0, handle, tf.fill([w], L + 1), tf.TensorArray(tf.int32, size=h)))
+        level = tf.reshape(rows.stack(), [h, w])
+        phase = checkerboard(h, w)
+        bits = []
+        for s, n in enumerate(self.code_channels):
+            prev, channels = tf.zeros([h, w], tf.int32), []
+            for k in range(n):
+                keep = level * n > k * L
+                cur = tf.zeros([h, w], tf.int32)
+                for ph in (0, 1):
+                    pos = tf.where(keep & tf.equal(phase, ph))
+                    index = em.bit_index(em.channel_offsets[s] + k, level, ph, prev,
+                                         neighbour_sum(prev), neighbour_sum(cur) * ph)
+                    handle, values = tfc.entropy_decode_index(
+                        handle, tf.gather_nd(index + em.num_level_rows, pos), tf.shape(pos)[:1],
+                        tf.int32)
+                    cur = tf.tensor_scatter_nd_update(cur, pos, values)
+                channels.append(cur)
+                prev = cur
+            bits.append(tf.stack(channels, -1))
+        ok = tfc.entropy_decode_finalize(handle)
+        return level, bits, ok
+
+    def _file_to_image(self, data):
+        height, width, payload = bitstream.tf_unpack(data, self.model_id)
+        h = (height + DOWNSAMPLING - 1) // DOWNSAMPLING
+        w = (width + DOWNSAMPLING - 1) // DOWNSAMPLING
+        level, bits, ok = self._decode_payload(payload, h, w)
+        check = tf.debugging.Assert(ok, ["corrupt tfycc file (range decoder failed)"])
+        with tf.control_dependencies([check]):
+            args = [tf.cast(b[None], tf.float32) for b in bits] + [
+                tf.cast(ops.keep_mask_int(level, n, self.levels)[None], tf.float32)
+                for n in self.code_channels]
+            ycc = self.synthesize(*args)
+        rgb = ycbcr_to_rgb(ycc[0, :height, :width])
+        return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    def compress(self, image):
+        """uint8 [H, W, 3] RGB -> scalar string: a complete tfycc file."""
+        return self._latent_to_file(image, 0.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                                  tf.TensorSpec([], tf.float32)])
+    def compress_at(self, image, rate_offset):
+        """Like ``compress``, with the importance levels shifted by ``rate_offset`` (levels)."""
+        return self._latent_to_file(image, rate_offset)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def decompress(self, data):
+        """Scalar string (a tfycc file) -> uint8 [H, W, 3] RGB."""
+        return self._file_to_image(data)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def latents(self, data):
+        """Decoded levels [h, w] and kept bits (luma [h, w, n_Y], colour [h, w, n_C]) of a file."""
+        height, width, payload = bitstream.tf_unpack(data, self.model_id)
+        h = (height + DOWNSAMPLING - 1) // DOWNSAMPLING
+        w = (width + DOWNSAMPLING - 1) // DOWNSAMPLING
+        level, bits, ok = self._decode_payload(payload, h, w)
+        return dict(level=level, bits_y=bits[0], bits_c=bits[1], ok=ok)
+
+
+def build_model(config="compact", **overrides):
+    """A built TwoStreamCodec from a configuration name or dict plus overrides."""
+    params = dict(CONFIGS[config]) if isinstance(config, str) else dict(config)
+    params.update(overrides)
+    model = TwoStreamCodec(**params)
+    model(tf.zeros([1, 2 * DOWNSAMPLING, 2 * DOWNSAMPLING, 3]))
+    return model
+
+
+def save_model(model, directory):
+    """Write config.json and TF-format weights to ``directory`` (coder tables refreshed first)."""
+    model.entropy.update_tables()
+    tf.io.gfile.makedirs(directory)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(model.get_config(), f, indent=2, sort_keys=True)
+    model.save_weights(os.path.join(directory, "weights"))
+
+
+def load_model(directory, **overrides):
+    """Rebuild a model saved by ``save_model`` (or exported: reads codec/variables)."""
+    with open(os.path.join(directory, "config.json")) as f:
+        config = json.load(f)
+    config.update(overrides)
+    model = build_model(config)
+    path = os.path.join(directory, "weights")
+    if not tf.io.gfile.exists(path + ".index"):
+        path = os.path.join(directory, "codec", "variables", "variables")
+    model.load_weights(path).expect_partial()
+    return model
+
+
+def psnr_uint8(a, b):
+    """PSNR in dB between two uint8 arrays (peak 255)."""
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))

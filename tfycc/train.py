@@ -1,0 +1,185 @@
+"""``tfycc train``: fit a codec with Keras under a tf.distribute strategy.
+
+* MirroredStrategy over all local GPUs, or over ``--cpu-replicas N`` logical CPU
+  devices (exercises the distributed path on a CPU-only machine);
+* MultiWorkerMirroredStrategy when TF_CONFIG names more than one worker;
+* resumable: BackupAndRestore in ``--checkpoint-dir`` (default OUT/backup) -- rerun
+  the same command after a kill and it continues from the last saved step;
+* warm start from a saved or shipped model with ``--init-from DIR``;
+* at the end: OUT/config.json + OUT/weights (Keras) and OUT/codec (SavedModel).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+__all__ = ["main", "make_strategy"]
+
+
+def make_strategy(cpu_replicas=1):
+    """Pick the distribution strategy; must run before any other TensorFlow op."""
+    import tensorflow as tf
+
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus and cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_replicas)])
+    return tf.distribute.MirroredStrategy()
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="tfycc train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("data")
+    src.add_argument("--data", action="append", metavar="GLOB",
+                     help="training images: glob or directory (repeatable)")
+    src.add_argument("--tfds", metavar="NAME", help="train on a TFDS dataset with an 'image' feature")
+    src.add_argument("--val-data", metavar="GLOB", action="append",
+                     help="images for validation PSNR/bpp at the end of each epoch (full size)")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--force", action="store_true", help="overwrite a finished model in --out")
+    m = p.add_argument_group("model (ignored with --init-from, which brings its own)")
+    m.add_argument("--config", default="compact", choices=["compact", "paper", "tiny"])
+    m.add_argument("--no-encoder-fusion", action="store_true")
+    m.add_argument("--no-decoder-fusion", action="store_true")
+    h = p.add_argument_group("loss (default: the model's own, or the configuration's)")
+    h.add_argument("--lmbda", type=float, help="rate weight lambda (default 0.1)")
+    h.add_argument("--gamma", type=float, help="chroma L1 weight gamma (default 1)")
+    h.add_argument("--target-bpp", type=float, help="rate below this is free (Li's threshold r)")
+    h.add_argument("--rate-term", choices=["entropy", "importance"])
+    h.add_argument("--offset-range", type=float, help="random level offset range in training")
+    t = p.add_argument_group("schedule")
+    t.add_argument("--steps", type=int, help="total training steps")
+    t.add_argument("--epochs", type=int, help="epochs (with --steps-per-epoch)")
+    t.add_argument("--steps-per-epoch", type=int, default=100)
+    t.add_argument("--batch-size", type=int, default=8, help="global batch size")
+    t.add_argument("--patch-size", type=int, default=128)
+    t.add_argument("--learning-rate", type=float, default=1e-4,
+                   help="Adam rate; /3 after 80%% and /10 after 95%% of the steps")
+    t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (CPU) compute")
+    t.add_argument("--cpu-replicas", type=int, default=1)
+    t.add_argument("--init-from", metavar="DIR", help="warm start from a saved/shipped model")
+    t.add_argument("--checkpoint-dir", help="BackupAndRestore directory (default OUT/backup)")
+    t.add_argument("--tensorboard", help="TensorBoard log directory (default OUT/logs)")
+    t.add_argument("--model-id", help="id written into files (default tfycc-CONFIG-DATE-HASH)")
+    t.add_argument("--no-export", action="store_true", help="skip the codec SavedModel export")
+    t.add_argument("--seed", type=int)
+    return p
+
+
+def _schedule(args):
+    if args.steps:
+        spe = min(args.steps, args.steps_per_epoch)
+        return spe, math.ceil(args.steps / spe)
+    if args.epochs:
+        return args.steps_per_epoch, args.epochs
+    raise SystemExit("tfycc train: error: give --steps N or --epochs N")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not args.data and not args.tfds:
+        print("tfycc train: error: give --data GLOB or --tfds NAME", file=sys.stderr)
+        return 2
+    if os.path.exists(os.path.join(args.out, "config.json")) and not args.force:
+        print(f"tfycc train: error: {args.out} already holds a model (use --force)", file=sys.stderr)
+        return 2
+    spe, epochs = _schedule(args)
+
+    strategy = make_strategy(args.cpu_replicas)  # before any other TensorFlow op
+
+    import tensorflow as tf
+
+    from . import data as data_lib
+    from . import export
+    from .model import CONFIGS, build_model, load_model, save_model
+
+    if args.seed is not None:
+        tf.keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    try:
+        if args.tfds:
+            dataset = data_lib.tfds_patch_dataset(args.tfds, patch_size=args.patch_size,
+                                                  batch_size=args.batch_size, seed=args.seed)
+        else:
+            dataset = data_lib.patch_dataset(args.data, patch_size=args.patch_size,
+                                             batch_size=args.batch_size, seed=args.seed)
+        val = None
+        if args.val_data:
+            val = (tf.data.Dataset.from_tensor_slices(data_lib.list_images(args.val_data))
+                   .map(lambda f: data_lib.decode_image(tf.io.read_file(f)))
+                   .map(lambda x: x[:tf.shape(x)[0] // 8 * 8, :tf.shape(x)[1] // 8 * 8])
+                   .batch(1))
+    except ValueError as e:
+        print(f"tfycc train: error: {e}", file=sys.stderr)
+        return 2
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+
+    overrides = {k: v for k, v in dict(
+        lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
+        offset_range=args.offset_range).items() if v is not None}
+    total = spe * epochs
+    with strategy.scope():
+        if args.init_from:
+            model = load_model(args.init_from, **overrides)
+        else:
+            config = dict(CONFIGS[args.config], fuse_encoder=not args.no_encoder_fusion,
+                          fuse_decoder=not args.no_decoder_fusion, **overrides)
+            model = build_model(config)
+        lr = tf.keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(0.8 * total), int(0.95 * total)],
+            [args.learning_rate, args.learning_rate / 3, args.learning_rate / 10])
+        model.compile(optimizer=tf.keras.optimizers.Adam(lr))
+
+    print(f"tfycc train: {model.count_params():,} parameters, {strategy.num_replicas_in_sync} "
+          f"replica(s), {epochs} epoch(s) x {spe} steps, batch {args.batch_size} x "
+          f"{args.patch_size}^2, {tf.keras.mixed_precision.global_policy().name}", flush=True)
+    callbacks = [
+        tf.keras.callbacks.BackupAndRestore(args.checkpoint_dir or os.path.join(args.out, "backup")),
+        tf.keras.callbacks.TensorBoard(args.tensorboard or os.path.join(args.out, "logs")),
+        tf.keras.callbacks.CSVLogger(os.path.join(args.out, "history.csv"), append=True),
+        tf.keras.callbacks.TerminateOnNaN(),
+    ]
+    # OUT/last always holds a loadable model (config.json + weights of the last epoch).
+    last = os.path.join(args.out, "last")
+    os.makedirs(last, exist_ok=True)
+    with open(os.path.join(last, "config.json"), "w") as f:
+        json.dump(model.get_config(), f, indent=2, sort_keys=True)
+    callbacks.append(tf.keras.callbacks.ModelCheckpoint(
+        os.path.join(last, "weights"), save_weights_only=True))
+    start = time.time()
+    model.fit(dataset, epochs=epochs, steps_per_epoch=spe, validation_data=val,
+              callbacks=callbacks, verbose="auto")
+    wall = time.time() - start
+
+    chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
+    if not chief:
+        return 0
+    model.model_id = args.model_id or export.default_model_id(model, args.config)
+    save_model(model, args.out)
+    if not args.no_export:
+        tf.keras.mixed_precision.set_global_policy("float32")
+        export.export_codec(load_model(args.out), os.path.join(args.out, "codec"))
+    with open(os.path.join(args.out, "train_info.json"), "w") as f:
+        json.dump({"argv": sys.argv if argv is None else ["tfycc", "train", *argv],
+                   "steps": total, "wall_seconds": round(wall, 1),
+                   "replicas": strategy.num_replicas_in_sync,
+                   "precision": "mixed_bfloat16" if args.mixed_precision else "float32"}, f, indent=2)
+    print(f"tfycc train: saved {model.model_id} to {args.out} ({total} steps, {wall:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
