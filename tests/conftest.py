@@ -31,11 +31,24 @@ def photo():
 @pytest.fixture(scope="session")
 def tiny_model():
     """An untrained tiny codec whose levels vary across the image (so masks matter)."""
+    return varied_tiny("tfycc-test-tiny")
+
+
+def varied_tiny(model_id, **overrides):
+    """A tiny untrained model with a strongly varying importance map (levels differ)."""
     from tfycc.model import build_model
 
-    model = build_model("tiny", model_id="tfycc-test-tiny")
+    tf_seed(0)
+    model = build_model("tiny", model_id=model_id, **overrides)
     model.importance.head.bias.assign([0.0])
+    model.importance.head.kernel.assign(model.importance.head.kernel * 40.0)
     return model
+
+
+def tf_seed(seed):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,11 @@ def tf_pack(model_id, height, width, payload):
     return tf.strings.join([body, _checksum(body)])
 
 
+def _check(condition, message):
+    """An assertion whose error names only ``message`` (never the binary data)."""
+    return tf.debugging.Assert(condition, [message])
+
+
 def tf_unpack(data, model_id):
     """Validate a bitstream against the model id; return (height, width, payload).
 
@@ -111,28 +116,25 @@ def tf_unpack(data, model_id):
     head = MAGIC + bytes([VERSION, len(mid)]) + mid
     n = len(head)
     length = tf.strings.length(data)
-    checks = [tf.debugging.assert_greater_equal(
-        length, n + 4 + CHECKSUM_BYTES, message="truncated or not a tfycc file")]
+    with tf.control_dependencies([_check(length >= n + 4 + CHECKSUM_BYTES,
+                                         "truncated or not a tfycc file")]):
+        checks = [_check(tf.equal(tf.strings.substr(data, 0, 4), MAGIC),
+                         "not a tfycc file (bad magic bytes)")]
     with tf.control_dependencies(checks):
-        start = tf.strings.substr(data, 0, 6)
-    checks = [tf.debugging.assert_equal(tf.strings.substr(data, 0, 4), MAGIC,
-                                        message="not a tfycc file (bad magic bytes)"),
-              tf.debugging.assert_equal(tf.strings.substr(start, 4, 1), bytes([VERSION]),
-                                        message="unsupported tfycc format version")]
+        checks = [_check(tf.equal(tf.strings.substr(data, 4, 1), bytes([VERSION])),
+                         "unsupported tfycc format version")]
     with tf.control_dependencies(checks):
-        checks = [tf.debugging.assert_equal(
-            tf.strings.substr(data, 0, n), head,
-            message=f"the file was made by another model (this model is {model_id!r})")]
+        checks = [_check(tf.equal(tf.strings.substr(data, 0, n), head),
+                         f"the file was made by another model (this model is {model_id})")]
     with tf.control_dependencies(checks):
         body = tf.strings.substr(data, 0, length - CHECKSUM_BYTES)
-        checks = [tf.debugging.assert_equal(
-            _checksum(body), tf.strings.substr(data, length - CHECKSUM_BYTES, CHECKSUM_BYTES),
-            message="corrupt tfycc file (checksum mismatch)")]
+        checks = [_check(tf.equal(_checksum(body), tf.strings.substr(
+            data, length - CHECKSUM_BYTES, CHECKSUM_BYTES)), "corrupt tfycc file (checksum mismatch)")]
     with tf.control_dependencies(checks):
         size = tf.cast(tf.io.decode_raw(tf.strings.substr(data, n, 4), tf.uint8), tf.int32)
         height = size[0] * 256 + size[1]
         width = size[2] * 256 + size[3]
-        checks = [tf.debugging.assert_positive(height * width, message="corrupt tfycc header (zero size)")]
+        checks = [_check(height * width > 0, "corrupt tfycc header (zero image size)")]
     with tf.control_dependencies(checks):
         payload = tf.strings.substr(data, n + 4, length - n - 4 - CHECKSUM_BYTES)
         return tf.identity(height), tf.identity(width), payload

@@ -51,9 +51,9 @@ def load_codec(name_or_dir):
     """Load (once per process) the codec SavedModel of a model; returns (module, model_id)."""
     directory = resolve_model(name_or_dir)
     if directory not in _MODELS:
-        import tensorflow as tf
+        from .export import load_codec as load
 
-        codec = tf.saved_model.load(os.path.join(directory, "codec"))
+        codec = load(os.path.join(directory, "codec"))
         with open(os.path.join(directory, "config.json")) as f:
             model_id = json.load(f)["model_id"]
         _MODELS[directory] = (codec, model_id)

@@ -7,7 +7,7 @@ import tempfile
 
 import tensorflow as tf
 
-__all__ = ["default_model_id", "export_codec"]
+__all__ = ["default_model_id", "export_codec", "export_servable", "load_codec", "main"]
 
 
 def default_model_id(model, config_name="custom"):
@@ -32,6 +32,14 @@ def _atomic_save(obj, directory, signatures):
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
+
+
+def load_codec(directory):
+    """Load a codec SavedModel.  Its graphs hold tensorflow-compression's range-coding ops,
+    so that package must be imported (its ops registered) before tf.saved_model.load."""
+    import tensorflow_compression  # noqa: F401  (registers the custom ops)
+
+    return tf.saved_model.load(directory)
 
 
 def export_codec(model, directory):

@@ -1,0 +1,151 @@
+"""The model as a codec: real bitstreams, determinism, odd sizes, precision independence."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_python, varied_tiny
+from tfycc import bitstream
+from tfycc.entropy import quantize_pmf
+from tfycc.model import _pad_to_grid, build_model
+
+
+def _latents(model, image):
+    lat = model.analyze(_pad_to_grid(tf.cast(image[None], tf.float32) / 255.0))
+    return (lat["level"][0].numpy(), lat["bits_y"][0].numpy().astype(np.int32),
+            lat["bits_c"][0].numpy().astype(np.int32))
+
+
+def test_quantized_pmf_sums_to_precision_and_keeps_every_symbol():
+    freq = quantize_pmf(np.array([[0.5, 0.5], [1e-9, 1.0], [0.7, 0.3]]))
+    assert (freq.sum(-1) == 1 << 16).all() and (freq >= 1).all()
+    assert freq[2, 0] > freq[2, 1]
+
+
+def test_decoded_latents_equal_the_encoder_latents(tiny_model, photo):
+    image = photo[:45, :70]
+    level, bits_y, bits_c = _latents(tiny_model, image)
+    assert len(np.unique(level)) > 1, "test needs varying levels"
+    decoded = tiny_model.latents(tiny_model.compress(image))
+    assert bool(decoded["ok"])
+    np.testing.assert_array_equal(decoded["level"].numpy(), level)
+    np.testing.assert_array_equal(decoded["bits_y"].numpy(), bits_y)
+    np.testing.assert_array_equal(decoded["bits_c"].numpy(), bits_c)
+
+
+def test_round_trip_and_bpp_is_the_file_size(tiny_model, photo):
+    data = tiny_model.compress(photo).numpy()
+    image = tiny_model.decompress(data).numpy()
+    assert image.shape == photo.shape and image.dtype == np.uint8
+    header = bitstream.parse_header(data)
+    assert (header.height, header.width) == photo.shape[:2]
+    assert header.bpp == pytest.approx(8 * len(data) / (photo.shape[0] * photo.shape[1]))
+    assert header.model_id == tiny_model.model_id
+
+
+def test_compressing_twice_gives_identical_bytes(tiny_model, photo):
+    assert tiny_model.compress(photo).numpy() == tiny_model.compress(photo).numpy()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 33), (513, 769)])
+def test_odd_sizes_round_trip(tiny_model, shape):
+    image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    out = tiny_model.decompress(tiny_model.compress(image)).numpy()
+    assert out.shape == image.shape
+
+
+def test_entropy_coding_matches_the_models_rate_estimate(tiny_model, photo):
+    """The file's payload is within a few percent (+ fixed overhead) of the trained rate term."""
+    lat = tiny_model.analyze(_pad_to_grid(tf.cast(photo[None], tf.float32) / 255.0))
+    tiny_model.entropy.update_tables()
+    estimate_bits = float(tiny_model.rate(lat)[0])
+    payload_bits = 8 * (len(tiny_model.compress(photo).numpy())
+                        - bitstream.header_size(tiny_model.model_id) - bitstream.CHECKSUM_BYTES)
+    assert abs(payload_bits - estimate_bits) < 0.02 * estimate_bits + 64
+
+
+def test_learned_tables_beat_uniform_tables_on_skewed_bits(photo):
+    """Fitting the context tables to the data shrinks the file (the context model works)."""
+    model = varied_tiny("tfycc-test-tables")
+    before = len(model.compress(photo).numpy())
+    x = _pad_to_grid(tf.cast(photo[None], tf.float32) / 255.0)
+    opt = tf.keras.optimizers.Adam(0.05)
+    for _ in range(60):
+        with tf.GradientTape() as tape:
+            bits = tf.reduce_sum(model.rate(model.analyze(x)))
+        variables = [model.entropy.bit_logits, model.entropy.level_logits]
+        opt.apply_gradients(zip(tape.gradient(bits, variables), variables))
+    model.entropy.update_tables()
+    after = len(model.compress(photo).numpy())
+    assert after < 0.9 * before, (before, after)
+    np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy().shape, photo.shape)
+
+
+def test_decoding_in_another_process_is_bit_identical(exported_tiny, photo, tmp_path):
+    codec = tf.saved_model.load(str(exported_tiny / "tiny" / "codec"))
+    data = codec.compress(photo).numpy()
+    here = codec.decompress(data).numpy()
+    (tmp_path / "x.tfycc").write_bytes(data)
+    code = f"""
+import numpy as np, tensorflow as tf
+from tfycc.export import load_codec
+codec = load_codec({str(exported_tiny / "tiny" / "codec")!r})
+data = open({str(tmp_path / "x.tfycc")!r}, "rb").read()
+np.save({str(tmp_path / "there.npy")!r}, codec.decompress(data).numpy())
+"""
+    r = run_python(code)
+    assert r.returncode == 0, r.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "there.npy"), here)
+
+
+def test_bfloat16_encoder_and_float32_decoder_agree_on_the_bitstream(photo):
+    """Files made under mixed_bfloat16 decode under float32 (and the reverse): the coder's
+    tables and contexts are integers, so only the pixels' float rounding differs."""
+    f32 = varied_tiny("tfycc-test-mixed")
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        bf16 = build_model("tiny", model_id="tfycc-test-mixed")
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    bf16.set_weights(f32.get_weights())
+    image = photo[:96, :128]
+    for enc, dec in ((bf16, f32), (f32, bf16)):
+        data = enc.compress(image)
+        lat = dec.latents(data)
+        assert bool(lat["ok"])
+        level, bits_y, bits_c = _latents(enc, image)
+        np.testing.assert_array_equal(lat["level"].numpy(), level)
+        np.testing.assert_array_equal(lat["bits_y"].numpy(), bits_y)
+        np.testing.assert_array_equal(lat["bits_c"].numpy(), bits_c)
+        a, b = enc.decompress(data).numpy(), dec.decompress(data).numpy()
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
+def test_wrong_model_and_corrupt_files_raise_clear_errors(tiny_model, photo):
+    other = build_model("tiny", model_id="tfycc-test-other")
+    data = tiny_model.compress(photo[:32, :32]).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="another model"):
+        other.decompress(data)
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x10
+    with pytest.raises(tf.errors.InvalidArgumentError, match="checksum"):
+        tiny_model.decompress(bytes(flipped))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="bad magic"):
+        tiny_model.decompress(b"XXXX" + data[4:])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tiny_model.decompress(data[:7])
+
+
+def test_rate_offset_steers_the_file_size(tiny_model, photo):
+    sizes = [len(tiny_model.compress_at(photo, tf.constant(o, tf.float32)).numpy())
+             for o in (-2.0, 0.0, 2.0)]
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_compress_maps_over_a_tf_data_pipeline(exported_tiny, photo):
+    codec = tf.saved_model.load(str(exported_tiny / "tiny" / "codec"))
+    images = tf.data.Dataset.from_tensor_slices(np.stack([photo[:64, :64], photo[64:128, :64]]))
+    files = list(images.map(codec.compress).as_numpy_iterator())
+    assert len(files) == 2 and all(f.startswith(b"TFYC") for f in files)
+    decoded = list(tf.data.Dataset.from_tensor_slices(files).map(codec.decompress)
+                   .as_numpy_iterator())
+    assert decoded[0].shape == (64, 64, 3)

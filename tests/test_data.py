@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfycc.data import list_images, patch_dataset
+
+
+@pytest.fixture()
+def image_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(40, 50), (64, 80), (20, 20)]):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / f"im{i}.png")
+    Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(tmp_path / "grey.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def test_list_images_accepts_directories_and_globs(image_dir):
+    assert len(list_images(str(image_dir))) == 4
+    assert len(list_images([str(image_dir / "*.png")])) == 3
+    with pytest.raises(ValueError):
+        list_images(str(image_dir / "*.gif"))
+
+
+def test_patches_are_uint8_batches_and_small_images_are_skipped(image_dir):
+    ds = patch_dataset(str(image_dir), patch_size=32, batch_size=4, seed=1)
+    batch = next(iter(ds))
+    assert batch.shape == (4, 32, 32, 3) and batch.dtype == tf.uint8
+    # The 20x20 image can never produce a 32x32 patch: every patch comes from the others.
+    ds = patch_dataset(str(image_dir / "im2.png"), patch_size=32, batch_size=1)
+    with pytest.raises(StopIteration):
+        next(iter(ds))

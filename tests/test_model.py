@@ -1,0 +1,116 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SHARED_TRAIN, run_python
+from tfycc.layers import ResidualStack
+from tfycc.model import CONFIGS, TwoStreamCodec, build_model
+
+
+@pytest.mark.parametrize("config", ["compact", "paper"])
+def test_configuration_builds_and_runs_forward_on_64x96(config):
+    model = build_model(config)
+    out = model(tf.random.uniform([1, 64, 96, 3]), training=False)
+    assert out["rgb"].shape == (1, 64, 96, 3)
+    for key in ("loss", "distortion", "bpp", "kept_bpp", "psnr"):
+        assert np.isfinite(out[key].numpy()), key
+    lat = model.analyze(tf.random.uniform([1, 64, 96, 3]))
+    assert lat["bits_y"].shape == (1, 8, 12, CONFIGS[config]["code_y"])
+    assert lat["bits_c"].shape == (1, 8, 12, CONFIGS[config]["code_c"])
+
+
+def test_paper_configuration_has_16_blocks_and_5_long_skips():
+    model = build_model("paper")
+    for stream in (model.enc_y, model.enc_c, model.dec_y, model.dec_c):
+        stack = stream.stack
+        assert isinstance(stack, ResidualStack)
+        assert sum(len(g) for g in stack.groups) == 16
+        assert stack.num_long_skips == 5
+
+
+def test_colour_stream_uses_fewer_code_channels_than_luma():
+    for name in ("compact", "paper"):
+        assert CONFIGS[name]["code_c"] < CONFIGS[name]["code_y"]
+
+
+def test_from_config_round_trip_gives_identical_outputs():
+    model = build_model("tiny", lmbda=0.3, gamma=2.0, model_id="tfycc-test-cfg")
+    config = json.loads(json.dumps(model.get_config()))
+    clone = TwoStreamCodec.from_config(config)
+    clone(tf.zeros([1, 16, 16, 3]))
+    clone.set_weights(model.get_weights())
+    assert clone.get_config() == model.get_config()
+    x = tf.random.uniform([1, 32, 40, 3])
+    np.testing.assert_array_equal(model(x)["rgb"].numpy(), clone(x)["rgb"].numpy())
+
+
+def test_keras_serialization_of_every_custom_layer():
+    model = build_model("tiny")
+    for layer in [model.enc_y, model.enc_c, model.dec_y, model.dec_c, model.importance,
+                  model.entropy, model.enc_y.stack]:
+        restored = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+        assert type(restored) is type(layer)
+        assert restored.get_config() == layer.get_config()
+
+
+def test_save_and_load_model_restores_weights(tmp_path):
+    from tfycc.model import load_model, save_model
+
+    model = build_model("tiny", model_id="tfycc-test-save")
+    save_model(model, str(tmp_path / "m"))
+    loaded = load_model(str(tmp_path / "m"))
+    assert loaded.model_id == "tfycc-test-save"
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tiny_model_overfits_one_image():
+    from PIL import Image
+
+    from conftest import DATA
+
+    tf.keras.utils.set_random_seed(0)
+    image = np.asarray(Image.open(os.path.join(DATA, "crop64.png")).convert("RGB"))
+    model = build_model("tiny", lmbda=0.0, offset_range=0.0, random_level_prob=0.0,
+                        rate_warmup_steps=0)
+    model.importance.head.bias.assign([5.0])  # all channels kept
+    model.compile(optimizer=tf.keras.optimizers.Adam(2e-3))
+    data = tf.data.Dataset.from_tensors(image[None]).repeat()
+    first = model.evaluate(data, steps=1, verbose=0, return_dict=True)["distortion"]
+    model.fit(data, steps_per_epoch=150, epochs=1, verbose=0)
+    last = model.evaluate(data, steps=1, verbose=0, return_dict=True)
+    assert last["distortion"] < 0.5 * first, (first, last)
+    assert last["psnr"] > 18.0, last
+
+
+def test_train_step_reports_the_documented_metrics():
+    model = build_model("tiny")
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
+    data = tf.data.Dataset.from_tensors(
+        tf.cast(tf.random.uniform([2, 32, 32, 3], 0, 255), tf.uint8)).repeat()
+    history = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
+    for key in ("loss", "distortion", "bpp", "kept_bpp", "importance_bpp", "psnr", "level"):
+        assert key in history and np.isfinite(history[key][0]), key
+
+
+def test_mirrored_strategy_fit_with_two_cpu_replicas(tmp_path):
+    code = f"""
+import sys
+from tfycc.train import make_strategy
+strategy = make_strategy(2)
+import tensorflow as tf
+from tfycc.model import build_model
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+with strategy.scope():
+    model = build_model("tiny")
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+data = tf.data.Dataset.from_tensors(tf.cast(tf.random.uniform([4, 32, 32, 3], 0, 255), tf.uint8)).repeat()
+h = model.fit(data, steps_per_epoch=3, epochs=1, verbose=0).history
+print("LOSS", h["loss"][0])
+"""
+    r = run_python(code, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LOSS" in r.stdout
