@@ -58,7 +58,7 @@ def exported_tiny(tiny_model, tmp_path_factory):
     from tfycc.model import save_model
 
     root = tmp_path_factory.mktemp("models")
-    src = root / "src"
+    src = tmp_path_factory.mktemp("trained") / "src"
     save_model(tiny_model, str(src))
     assert export.main([str(src), str(root / "tiny")]) == 0
     return root

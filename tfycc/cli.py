@@ -210,6 +210,8 @@ def _model_for(model_id):
     root = models_dir()
     if os.path.isdir(root):
         for name in sorted(os.listdir(root)):
+            if not os.path.isfile(os.path.join(root, name, "codec", "saved_model.pb")):
+                continue
             try:
                 with open(os.path.join(root, name, "config.json")) as f:
                     if json.load(f).get("model_id") == model_id:

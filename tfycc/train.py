@@ -164,10 +164,16 @@ def main(argv=None):
               callbacks=callbacks, verbose="auto")
     wall = time.time() - start
 
+    # Every worker saves (reading distributed variables may need all workers); only the
+    # chief keeps its copy and exports.
     chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
-    if not chief:
-        return 0
     model.model_id = args.model_id or export.default_model_id(model, args.config)
+    if not chief:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            save_model(model, tmp)
+        return 0
     save_model(model, args.out)
     if not args.no_export:
         tf.keras.mixed_precision.set_global_policy("float32")

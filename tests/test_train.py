@@ -1,0 +1,102 @@
+"""The training command: a real run, resume after a kill, multi-worker training."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from conftest import PHOTO, ROOT, SHARED_TRAIN
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    photo = Image.open(PHOTO)
+    for i in range(4):
+        photo.crop((i * 60, i * 30, i * 60 + 96, i * 30 + 80)).save(d / f"crop{i}.png")
+    return d
+
+
+def _train_cmd(*args):
+    return [sys.executable, "-m", "tfycc.train", *map(str, args)]
+
+
+def _env(**extra):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT, **extra)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_TRAIN), reason="needs ../shared/data/train")
+@pytest.mark.slow
+def test_train_20_steps_on_the_shared_training_photos(tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run(_train_cmd("--data", SHARED_TRAIN, "--out", out, "--config", "tiny",
+                                  "--steps", 20, "--mixed-precision"),
+                       capture_output=True, text=True, timeout=600, env=_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["steps"] == 20
+    assert (out / "codec" / "saved_model.pb").exists() and (out / "config.json").exists()
+    assert list((out / "logs").rglob("events.out.tfevents*")), "no TensorBoard logs"
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_where_it_stopped(images, tmp_path):
+    out = tmp_path / "run"
+    cmd = _train_cmd("--data", images, "--out", out, "--config", "tiny", "--steps", 60,
+                     "--steps-per-epoch", 10, "--patch-size", 64, "--batch-size", 2, "--no-export")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env(), cwd=ROOT, start_new_session=True)
+    history = out / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(history.read_text().splitlines()) - 1
+    assert 2 <= done_before < 6, "the run was not interrupted mid-way"
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    first_epoch = int(re.search(r"Epoch (\d+)/6", r.stdout).group(1))
+    assert first_epoch > 1, "the second run started from scratch"
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert sorted(set(epochs)) == list(range(6))
+    assert (out / "config.json").exists()
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_worker_multiworker_mirrored_run_completes(images, tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        cmd = _train_cmd("--data", images, "--out", tmp_path / f"w{index}", "--config", "tiny",
+                         "--steps", 4, "--patch-size", 64, "--batch-size", 4, "--no-export")
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env=_env(TF_CONFIG=tf_config), cwd=ROOT))
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, output in zip(procs, outputs):
+        assert p.returncode == 0, output[-3000:]
+        assert "2 replica(s)" in output
+    assert (tmp_path / "w0" / "config.json").exists()  # the chief saves the model
