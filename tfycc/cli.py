@@ -1,4 +1,4 @@
-"""The ``tfycc`` command line: compress, decompress, info, demo, train, export.
+"""The ``tfycc`` command line: compress, decompress, info, demo, train, export, evaluate.
 
 Every subcommand is ``main(argv)``-testable.  Bad input (missing or unreadable
 files, foreign or damaged bitstreams, existing outputs without --force) ends in
@@ -332,7 +332,9 @@ def build_parser():
     m.set_defaults(func=cmd_demo)
 
     for name, helptext in (("train", "train a model (tfycc train --help)"),
-                           ("export", "export SavedModels (tfycc export --help)")):
+                           ("export", "export SavedModels (tfycc export --help)"),
+                           ("evaluate", "rate-distortion on an image set (tfycc evaluate --help)"),
+                           ("saved-model-cli", "saved_model_cli with the codec's ops loaded")):
         t = sub.add_parser(name, help=helptext, add_help=False)
         t.add_argument("args", nargs=argparse.REMAINDER)
     return p
@@ -348,6 +350,17 @@ def main(argv=None):
         from . import export
 
         return export.main(argv[1:])
+    if argv and argv[0] == "saved-model-cli":
+        # saved_model_cli with tensorflow-compression's ops registered (the codec needs them).
+        import tensorflow_compression  # noqa: F401
+        from tensorflow.python.tools import saved_model_cli
+
+        sys.argv = ["saved_model_cli", *argv[1:]]
+        return saved_model_cli.main()
+    if argv and argv[0] == "evaluate":
+        from . import evaluate
+
+        return evaluate.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
