@@ -183,3 +183,20 @@ def test_demo_prints_bpp_and_quality(models, capsys):
     assert code == 0, err
     r = json.loads(out)
     assert r["bpp"] > 0 and np.isfinite(r["psnr_rgb"]) and 0 < r["ms_ssim"] <= 1
+
+
+def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):
+    from conftest import DATA
+
+    code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets", "-1,1",
+                           "--out", tmp_path / "rd"], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "rd" / "tfycc-tiny.json").read_text())
+    assert result["name"] == "tfycc-tiny" and "description" in result
+    r = result["results"]
+    assert len(r["bpp"]) == 2 and r["bpp"][0] < r["bpp"][1]
+    for key in ("psnr-rgb", "ms-ssim-rgb", "psnr-y", "psnr-cbcr", "raw_bpp"):
+        assert len(r[key]) == 2
+    row = result["per_image"][0]
+    assert row["bpp"] == pytest.approx(8 * row["bytes"] / (64 * 64))
+    assert "| offset |" in out

@@ -19,10 +19,15 @@ def evaluate_model(model, files, offsets, progress=True):
     import tensorflow as tf
     from tqdm import tqdm
 
-    from .cli import load_codec, read_image
+    import numpy as np
+
+    from .cli import load_codec, read_image, resolve_model
     from .metrics import ms_ssim, psnr, ycbcr_psnr
 
     codec, model_id = load_codec(model)
+    with open(os.path.join(resolve_model(model), "config.json")) as f:
+        config = json.load(f)
+    levels = config["levels"]
     rows = []
     jobs = [(o, f) for o in offsets for f in files]
     for offset, path in tqdm(jobs, desc=f"tfycc {model}", disable=not progress, unit="image"):
@@ -34,12 +39,19 @@ def evaluate_model(model, files, offsets, progress=True):
         out = codec.decompress(data).numpy()
         t_dec = time.perf_counter() - t
         y, c = ycbcr_psnr(image, out)
+        # What sending the kept bits raw would cost (levels at log2(L + 1) bits each).
+        level = codec.latents(data)["level"].numpy().astype(np.int64)
+        kept = sum(((level * n + levels - 1) // levels).sum()
+                   for n in (config["code_y"], config["code_c"]))
+        pixels = image.shape[0] * image.shape[1]
         rows.append(dict(image=os.path.basename(path), offset=offset, bytes=len(data),
-                         bpp=8.0 * len(data) / (image.shape[0] * image.shape[1]),
+                         bpp=8.0 * len(data) / pixels,
+                         raw_bpp=(kept + level.size * np.log2(levels + 1)) / pixels,
+                         mean_level=float(level.mean()),
                          **{"psnr-rgb": psnr(image, out), "ms-ssim-rgb": ms_ssim(image, out),
                             "psnr-y": y, "psnr-cbcr": c, "encoding_time": t_enc,
                             "decoding_time": t_dec}))
-    keys = ["bpp", "psnr-rgb", "ms-ssim-rgb", "psnr-y", "psnr-cbcr", "encoding_time", "decoding_time"]
+    keys = ["bpp", "raw_bpp", "mean_level", "psnr-rgb", "ms-ssim-rgb", "psnr-y", "psnr-cbcr", "encoding_time", "decoding_time"]
     results = {k: [] for k in keys}
     for offset in offsets:
         sel = [r for r in rows if r["offset"] == offset]
@@ -72,11 +84,15 @@ def main(argv=None):
                 json.dump(result, f, indent=1)
             os.replace(path + ".tmp", path)
             r = result["results"]
-            print(f"| offset | bpp | PSNR-RGB | MS-SSIM | PSNR-Y | PSNR-CbCr |  ({result['name']})")
-            print("|---|---|---|---|---|---|")
+            print(f"{result['name']} ({result['description']}):")
+            print("| offset | bpp (file) | bpp (raw kept bits) | mean level | PSNR-RGB | MS-SSIM | "
+                  "PSNR-Y | PSNR-CbCr | encode s | decode s |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for i, o in enumerate(r["offset"]):
-                print(f"| {o:+g} | {r['bpp'][i]:.4f} | {r['psnr-rgb'][i]:.2f} | "
-                      f"{r['ms-ssim-rgb'][i]:.4f} | {r['psnr-y'][i]:.2f} | {r['psnr-cbcr'][i]:.2f} |")
+                print(f"| {o:+g} | {r['bpp'][i]:.4f} | {r['raw_bpp'][i]:.4f} | "
+                      f"{r['mean_level'][i]:.2f} | {r['psnr-rgb'][i]:.2f} | "
+                      f"{r['ms-ssim-rgb'][i]:.4f} | {r['psnr-y'][i]:.2f} | {r['psnr-cbcr'][i]:.2f} | "
+                      f"{r['encoding_time'][i]:.2f} | {r['decoding_time'][i]:.2f} |")
     except (CliError, ValueError) as e:
         print(f"tfycc evaluate: error: {e}", file=sys.stderr)
         return 2
