@@ -188,7 +188,7 @@ def test_demo_prints_bpp_and_quality(models, capsys):
 def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):
     from conftest import DATA
 
-    code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets", "-1,1",
+    code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets=-1,1",
                            "--out", tmp_path / "rd"], capsys)
     assert code == 0, err
     result = json.loads((tmp_path / "rd" / "tfycc-tiny.json").read_text())
