@@ -31,3 +31,13 @@ def test_patches_are_uint8_batches_and_small_images_are_skipped(image_dir):
     ds = patch_dataset(str(image_dir / "im2.png"), patch_size=32, batch_size=1)
     with pytest.raises(StopIteration):
         next(iter(ds))
+
+
+def test_tfds_dataset_patches_with_mocked_data():
+    import tensorflow_datasets as tfds
+
+    from tfycc.data import tfds_patch_dataset
+
+    with tfds.testing.mock_data(num_examples=6):
+        batch = next(iter(tfds_patch_dataset("mnist", patch_size=16, batch_size=2)))
+    assert batch.shape == (2, 16, 16, 3) and batch.dtype == tf.uint8  # greyscale expanded

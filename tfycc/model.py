@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 
-import numpy as np
 import tensorflow as tf
 
 from . import bitstream, ops
@@ -113,22 +112,21 @@ class TwoStreamCodec(tf.keras.Model):
         return list(self.trackers.values())
 
     # ----- the transforms -------------------------------------------------------
-    def analyze(self, rgb, offset=0.0, override=None, importance_grad=1.0):
+    def analyze(self, rgb, offset=0.0, override=None, importance_grad=None):
         """RGB [B, H, W, 3] float in [0, 1] (H, W multiples of 8) -> dict of latent tensors.
 
         Keys: p [B,h,w,1] importance, u continuous level, level int32 [B,h,w],
         raw_y/raw_c binarized codes, mask_y/mask_c channel masks, bits_y/bits_c kept bits
         (float32 {0,1}, masked).  ``override`` = (use [B,1,1,1] bool, u [B,1,1,1]) replaces
         the continuous level of the chosen images (training with random levels);
-        ``importance_grad`` scales the gradient reaching the importance map.
+        ``importance_grad`` (if given) scales the gradient reaching the importance map.
         """
         ycc = rgb_to_ycbcr(tf.cast(rgb, tf.float32)) - 0.5
         dtype = self.enc_y.compute_dtype
         feat_y, code_y = self.enc_y(tf.cast(ycc[..., :1], dtype))
         feat_c, code_c = self.enc_c(tf.cast(ycc[..., 1:], dtype), side=feat_y)
         p = self.importance(tf.concat([feat_y, tf.cast(feat_c, feat_y.dtype)], -1))
-        if importance_grad is not None and not (isinstance(importance_grad, float)
-                                                and importance_grad == 1.0):
+        if importance_grad is not None:
             p = tf.stop_gradient(p) + importance_grad * (p - tf.stop_gradient(p))
         u = ops.continuous_level(p, self.levels, offset)
         if override is not None:
@@ -191,7 +189,7 @@ class TwoStreamCodec(tf.keras.Model):
             override = (use, tf.random.uniform([batch, 1, 1, 1], 0.0, self.levels + 1.0))
             real = 1.0 - tf.cast(tf.reshape(use, [batch]), tf.float32)
         warmup = self._warmup() if training else 1.0
-        lat = self.analyze(rgb, offset, override, importance_grad=warmup)
+        lat = self.analyze(rgb, offset, override, importance_grad=warmup if training else None)
         ycc_hat = self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"])
         ycc = rgb_to_ycbcr(rgb)
         err = tf.reduce_mean(tf.abs(ycc - ycc_hat), axis=[0, 1, 2])
@@ -389,9 +387,3 @@ def load_model(directory, **overrides):
         path = os.path.join(directory, "codec", "variables", "variables")
     model.load_weights(path).expect_partial()
     return model
-
-
-def psnr_uint8(a, b):
-    """PSNR in dB between two uint8 arrays (peak 255)."""
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))

@@ -6,7 +6,8 @@
 * resumable: BackupAndRestore in ``--checkpoint-dir`` (default OUT/backup) -- rerun
   the same command after a kill and it continues from the last saved step;
 * warm start from a saved or shipped model with ``--init-from DIR``;
-* at the end: OUT/config.json + OUT/weights (Keras) and OUT/codec (SavedModel).
+* at the end: OUT/config.json + OUT/weights (Keras), OUT/codec and OUT/servable
+  (SavedModels, see ``tfycc export``).
 """
 import argparse
 import json
@@ -177,7 +178,9 @@ def main(argv=None):
     save_model(model, args.out)
     if not args.no_export:
         tf.keras.mixed_precision.set_global_policy("float32")
-        export.export_codec(load_model(args.out), os.path.join(args.out, "codec"))
+        trained = load_model(args.out)
+        export.export_codec(trained, os.path.join(args.out, "codec"))
+        export.export_servable(trained, os.path.join(args.out, "servable"))
     with open(os.path.join(args.out, "train_info.json"), "w") as f:
         json.dump({"argv": sys.argv if argv is None else ["tfycc", "train", *argv],
                    "steps": total, "wall_seconds": round(wall, 1),
