@@ -149,3 +149,9 @@ def main(argv=None):
         json.dump(model.get_config(), f, indent=2, sort_keys=True)
     print(f"tfycc export: {model.model_id} -> {args.out_dir}")
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

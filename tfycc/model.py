@@ -14,7 +14,10 @@ codes: level l keeps ceil(n_Y l / L) luma and ceil(n_C l / L) colour channels, s
 the two streams always share one rate allocation and colour cannot starve luma
 (or the reverse).  Only the levels and the kept bits go into the file.
 
-Loss: |Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) + lambda * max(0, R - target),
+Loss: |Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) + lambda * max(0, R - target)
+(``rate_penalty="hinge"``, Li et al.'s threshold) or lambda * |R - target|
+(``"absolute"``: also pushes the rate *up* to the target -- seen needed early in
+training, when the distortion gradient alone kept lowering the levels below target),
 (lambda, and the gradient reaching the importance map, ramped up from 0 over
 ``rate_warmup_steps``: with an untrained decoder every kept bit is noise, so the
 distortion alone first pushes the map down; warming up lets the bits become
@@ -64,16 +67,19 @@ class TwoStreamCodec(tf.keras.Model):
 
     def __init__(self, filters_y, filters_c, num_blocks, num_groups, code_y, code_c, levels,
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
-                 random_level_prob=0.5, rate_warmup_steps=2000, fuse_encoder=True, fuse_decoder=True, model_id=None,
-                 **kwargs):
+                 random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge",
+                 fuse_encoder=True, fuse_decoder=True, model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
+        if rate_penalty not in ("hinge", "absolute"):
+            raise ValueError(f"rate_penalty must be 'hinge' or 'absolute', not {rate_penalty!r}")
         self.hparams = dict(
             filters_y=filters_y, filters_c=filters_c, num_blocks=num_blocks, num_groups=num_groups,
             code_y=code_y, code_c=code_c, levels=levels, lmbda=float(lmbda), gamma=float(gamma),
             rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
+            rate_penalty=rate_penalty,
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder),
             model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
         self.levels = levels
@@ -125,7 +131,12 @@ class TwoStreamCodec(tf.keras.Model):
         dtype = self.enc_y.compute_dtype
         feat_y, code_y = self.enc_y(tf.cast(ycc[..., :1], dtype))
         feat_c, code_c = self.enc_c(tf.cast(ycc[..., 1:], dtype), side=feat_y)
-        p = self.importance(tf.concat([feat_y, tf.cast(feat_c, feat_y.dtype)], -1))
+        # The importance net reads detached encoder features: the rate term's gradient
+        # (through the masks) then trains the map alone and never reaches the code
+        # features (seen: with lambda * |R - target| flowing into the encoders, the
+        # distortion rose steadily from step ~350 until the output was garbage).
+        features = tf.concat([feat_y, tf.cast(feat_c, feat_y.dtype)], -1)
+        p = self.importance(tf.stop_gradient(features))
         if importance_grad is not None:
             p = tf.stop_gradient(p) + importance_grad * (p - tf.stop_gradient(p))
         u = ops.continuous_level(p, self.levels, offset)
@@ -203,7 +214,10 @@ class TwoStreamCodec(tf.keras.Model):
         importance_bpp = tf.reduce_sum(tf.reduce_sum(lat["p"], [1, 2, 3]) * real) * float(
             sum(self.code_channels)) / pixels
         rate = bpp if self.hparams["rate_term"] == "entropy" else importance_bpp
-        rate_loss = tf.nn.relu(rate - self.hparams["target_bpp"]) * warmup
+        excess = rate - self.hparams["target_bpp"]
+        if self.hparams["rate_penalty"] == "absolute":
+            excess = tf.abs(excess)
+        rate_loss = tf.nn.relu(excess) * warmup
         rgb_hat = tf.clip_by_value(ycbcr_to_rgb(ycc_hat), 0.0, 1.0)
         return dict(
             rgb=rgb_hat,

@@ -55,6 +55,9 @@ def build_parser():
     h.add_argument("--gamma", type=float, help="chroma L1 weight gamma (default 1)")
     h.add_argument("--target-bpp", type=float, help="rate below this is free (Li's threshold r)")
     h.add_argument("--rate-term", choices=["entropy", "importance"])
+    h.add_argument("--rate-penalty", choices=["hinge", "absolute"],
+                   help="hinge: lambda*max(0, R-target); absolute: lambda*|R-target|")
+    h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     t = p.add_argument_group("schedule")
     t.add_argument("--steps", type=int, help="total training steps")
@@ -64,6 +67,9 @@ def build_parser():
     t.add_argument("--patch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-4,
                    help="Adam rate; /3 after 80%% and /10 after 95%% of the steps")
+    t.add_argument("--clipnorm", type=float, default=1.0,
+                   help="clip the global gradient norm (seen: a warm start at 2e-4 without "
+                        "clipping diverged to a constant output within 150 steps)")
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (CPU) compute")
     t.add_argument("--cpu-replicas", type=int, default=1)
     t.add_argument("--init-from", metavar="DIR", help="warm start from a saved/shipped model")
@@ -130,7 +136,8 @@ def main(argv=None):
 
     overrides = {k: v for k, v in dict(
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
-        offset_range=args.offset_range).items() if v is not None}
+        offset_range=args.offset_range, rate_penalty=args.rate_penalty,
+        rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
         if args.init_from:
@@ -142,7 +149,7 @@ def main(argv=None):
         lr = tf.keras.optimizers.schedules.PiecewiseConstantDecay(
             [int(0.8 * total), int(0.95 * total)],
             [args.learning_rate, args.learning_rate / 3, args.learning_rate / 10])
-        model.compile(optimizer=tf.keras.optimizers.Adam(lr))
+        model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
 
     print(f"tfycc train: {model.count_params():,} parameters, {strategy.num_replicas_in_sync} "
           f"replica(s), {epochs} epoch(s) x {spe} steps, batch {args.batch_size} x "
@@ -177,10 +184,12 @@ def main(argv=None):
         return 0
     save_model(model, args.out)
     if not args.no_export:
-        tf.keras.mixed_precision.set_global_policy("float32")
-        trained = load_model(args.out)
-        export.export_codec(trained, os.path.join(args.out, "codec"))
-        export.export_servable(trained, os.path.join(args.out, "servable"))
+        # A fresh process: float32, no strategy, no state left by fit (an in-process export
+        # after a --init-from run failed while tracing decompress).
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "tfycc.export", args.out, args.out, "--force"],
+                       check=True)
     with open(os.path.join(args.out, "train_info.json"), "w") as f:
         json.dump({"argv": sys.argv if argv is None else ["tfycc", "train", *argv],
                    "steps": total, "wall_seconds": round(wall, 1),
