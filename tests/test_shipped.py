@@ -1,0 +1,33 @@
+"""Smoke test of the shipped default model (saved_models/compact)."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT
+from tfycc import cli
+
+
+def test_default_model_is_shipped_with_a_model_card():
+    directory = os.path.join(ROOT, "saved_models", cli.DEFAULT_MODEL)
+    for name in ("config.json", "MODEL_CARD.md", "codec/saved_model.pb", "servable/saved_model.pb"):
+        assert os.path.exists(os.path.join(directory, name)), name
+
+
+def test_demo_with_the_shipped_default_model(monkeypatch, capsys):
+    monkeypatch.delenv("TFYCC_MODELS", raising=False)
+    assert cli.main(["demo", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["model"].startswith("tfycc-compact-")
+    # A trained model: far above an untrained one (~12 dB), at an ultra-low rate.
+    assert 0.05 < r["bpp"] < 0.5
+    assert r["psnr_rgb"] > 17.0 and r["ms_ssim"] > 0.6
+
+
+@pytest.mark.parametrize("offset", [-2.0, 2.0])
+def test_offset_steers_the_shipped_models_rate(offset, capsys):
+    assert cli.main(["demo", "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)["bpp"]
+    assert cli.main(["demo", "--json", f"--offset={offset}"]) == 0
+    moved = json.loads(capsys.readouterr().out)["bpp"]
+    assert (moved < base) if offset < 0 else (moved > base)
