@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SHARED_TRAIN, run_python
+from conftest import run_python
 from tfycc.layers import ResidualStack
 from tfycc.model import CONFIGS, TwoStreamCodec, build_model
 
@@ -97,7 +97,7 @@ def test_train_step_reports_the_documented_metrics():
 
 
 def test_mirrored_strategy_fit_with_two_cpu_replicas(tmp_path):
-    code = f"""
+    code = """
 import sys
 from tfycc.train import make_strategy
 strategy = make_strategy(2)

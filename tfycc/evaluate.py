@@ -51,7 +51,8 @@ def evaluate_model(model, files, offsets, progress=True):
                          **{"psnr-rgb": psnr(image, out), "ms-ssim-rgb": ms_ssim(image, out),
                             "psnr-y": y, "psnr-cbcr": c, "encoding_time": t_enc,
                             "decoding_time": t_dec}))
-    keys = ["bpp", "raw_bpp", "mean_level", "psnr-rgb", "ms-ssim-rgb", "psnr-y", "psnr-cbcr", "encoding_time", "decoding_time"]
+    keys = ["bpp", "raw_bpp", "mean_level", "psnr-rgb", "ms-ssim-rgb", "psnr-y", "psnr-cbcr",
+            "encoding_time", "decoding_time"]
     results = {k: [] for k in keys}
     for offset in offsets:
         sel = [r for r in rows if r["offset"] == offset]
