@@ -83,12 +83,10 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, note=None):
                                "(raise it with --max-pixels)")
             if max(w, h) > 65535:
                 raise CliError(f"{path}: sides over 65535 pixels are not supported")
-            transposed = ImageOps.exif_transpose(im)
-            if transposed.size != im.size or transposed is not im:
-                orientation = im.getexif().get(0x0112, 1)
-                if orientation not in (None, 1):
-                    note(f"applied EXIF orientation {orientation}")
-            im = transposed
+            orientation = im.getexif().get(0x0112, 1)
+            if orientation != 1:
+                note(f"applied EXIF orientation {orientation}")
+            im = ImageOps.exif_transpose(im)
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
@@ -266,8 +264,6 @@ def cmd_info(args):
 
 def cmd_demo(args):
     """Compress + decompress the bundled photo with the default model; print bpp and quality."""
-    import numpy as np
-
     from .metrics import ms_ssim, psnr
 
     src = args.input or _BUNDLED_PHOTO
@@ -288,7 +284,6 @@ def cmd_demo(args):
             f"MS-SSIM {r['ms_ssim']:.4f}, compress {r['compress_s']:.2f} s, "
             f"decompress {r['decompress_s']:.2f} s")
     _print_result(r, args.json, text)
-    del np
 
 
 def build_parser():
