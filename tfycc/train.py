@@ -59,6 +59,8 @@ def build_parser():
                    help="hinge: lambda*max(0, R-target); absolute: lambda*|R-target|")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
+    h.add_argument("--random-level-prob", type=float,
+                   help="fraction of patches trained with one random level (default 0.5)")
     t = p.add_argument_group("schedule")
     t.add_argument("--steps", type=int, help="total training steps")
     t.add_argument("--epochs", type=int, help="epochs (with --steps-per-epoch)")
@@ -136,7 +138,8 @@ def main(argv=None):
 
     overrides = {k: v for k, v in dict(
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
-        offset_range=args.offset_range, rate_penalty=args.rate_penalty,
+        offset_range=args.offset_range, random_level_prob=args.random_level_prob,
+        rate_penalty=args.rate_penalty,
         rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
