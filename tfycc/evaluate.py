@@ -1,9 +1,20 @@
-"""``tfycc evaluate``: rate-distortion of tfycc models on a set of images, from real files.
+"""``tfycc evaluate``: rate-distortion of tfycc models and classic codecs, from real files.
 
-Each image is compressed to a real bitstream and decoded; bpp is 8 * file bytes / pixels.
-Metrics on RGB uint8: PSNR, MS-SSIM, PSNR of Y and of CbCr (BT.601).  Results are
-written in CompressAI's JSON schema, one file per model, with per-image values and
-averages per rate setting (``--offsets``).
+tfycc models: each image is compressed to a real bitstream and decoded, once per rate
+setting (``--offsets``, importance-level offsets).  Classic anchors (``--anchors``): for
+each image and target bpp (``--bpp``) the codec's setting is searched for the largest
+file at or under the target (see ``tfycc.anchors``); an image whose smallest file
+still overshoots is recorded with ``reached: false`` and left out of that target's
+averages, and every average says over how many images it was taken.  bpp is always
+8 * whole-file bytes / pixels.
+
+Metrics on RGB uint8: PSNR (peak 255), MS-SSIM (5 scales, standard weights, also in dB),
+PSNR of Y and of CbCr (BT.601 full range), mean CIEDE2000 and mean signed Δa*/Δb* (Lab,
+reconstruction minus original: a colour-bias measure).
+
+Writes to --out: one JSON per codec in CompressAI's results schema plus per-image rows,
+``summary.md`` (averages, values at the --bpp targets, Bjontegaard deltas of each
+tfycc model against each anchor) and ``rd.png`` / ``rd-*.png`` plots.
 """
 import argparse
 import json
@@ -11,90 +22,361 @@ import os
 import sys
 import time
 
-__all__ = ["main", "evaluate_model"]
+import numpy as np
+
+__all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "summarize", "plot"]
+
+METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
+               "delta-a", "delta-b")
+PLOTS = (("psnr-rgb", "PSNR-RGB (dB)"), ("ms-ssim-db", "MS-SSIM (dB)"),
+         ("ciede2000", "mean CIEDE2000 (lower is better)"))
 
 
-def evaluate_model(model, files, offsets, progress=True):
-    """Returns {"name", "description", "results": {...averages per offset}, "per_image": [...]}."""
+def image_metrics(ref, out):
+    """Every metric of one reconstruction: a dict keyed by METRIC_KEYS."""
+    from .metrics import ciede2000, delta_ab, ms_ssim, ms_ssim_db, psnr, ycbcr_psnr
+
+    y, c = ycbcr_psnr(ref, out)
+    ms = ms_ssim(ref, out)
+    da, db = delta_ab(ref, out)
+    return {"psnr-rgb": psnr(ref, out), "ms-ssim-rgb": ms, "ms-ssim-db": ms_ssim_db(ms),
+            "psnr-y": y, "psnr-cbcr": c, "ciede2000": ciede2000(ref, out), "delta-a": da,
+            "delta-b": db}
+
+
+def _average(rows, point_key, points, keys):
+    """Per point: mean of each key over its rows with ``reached`` (and their count)."""
+    results = {k: [] for k in keys}
+    results["images"] = []
+    for p in points:
+        sel = [r for r in rows if r[point_key] == p and r.get("reached", True)]
+        results["images"].append(len(sel))
+        for k in keys:
+            results[k].append(float(np.mean([r[k] for r in sel])) if sel else None)
+    results[point_key] = list(points)
+    return results
+
+
+def evaluate_model(model, images, offsets, progress=None):
+    """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)]."""
     import tensorflow as tf
-    from tqdm import tqdm
 
-    import numpy as np
-
-    from .cli import load_codec, read_image, resolve_model
-    from .metrics import ms_ssim, psnr, ycbcr_psnr
+    from .cli import load_codec, resolve_model
 
     codec, model_id = load_codec(model)
     with open(os.path.join(resolve_model(model), "config.json")) as f:
         config = json.load(f)
     levels = config["levels"]
     rows = []
-    jobs = [(o, f) for o in offsets for f in files]
-    for offset, path in tqdm(jobs, desc=f"tfycc {model}", disable=not progress, unit="image"):
-        image = read_image(path)
-        t = time.perf_counter()
-        data = codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
-        t_enc = time.perf_counter() - t
-        t = time.perf_counter()
-        out = codec.decompress(data).numpy()
-        t_dec = time.perf_counter() - t
-        y, c = ycbcr_psnr(image, out)
-        # What sending the kept bits raw would cost (levels at log2(L + 1) bits each).
-        level = codec.latents(data)["level"].numpy().astype(np.int64)
-        kept = sum(((level * n + levels - 1) // levels).sum()
-                   for n in (config["code_y"], config["code_c"]))
-        pixels = image.shape[0] * image.shape[1]
-        rows.append(dict(image=os.path.basename(path), offset=offset, bytes=len(data),
-                         bpp=8.0 * len(data) / pixels,
-                         raw_bpp=(kept + level.size * np.log2(levels + 1)) / pixels,
-                         mean_level=float(level.mean()),
-                         **{"psnr-rgb": psnr(image, out), "ms-ssim-rgb": ms_ssim(image, out),
-                            "psnr-y": y, "psnr-cbcr": c, "encoding_time": t_enc,
-                            "decoding_time": t_dec}))
-    keys = ["bpp", "raw_bpp", "mean_level", "psnr-rgb", "ms-ssim-rgb", "psnr-y", "psnr-cbcr",
-            "encoding_time", "decoding_time"]
-    results = {k: [] for k in keys}
     for offset in offsets:
-        sel = [r for r in rows if r["offset"] == offset]
-        for k in keys:
-            results[k].append(sum(r[k] for r in sel) / len(sel))
-    results["offset"] = list(offsets)
-    return dict(name=f"tfycc-{model}", description=f"tfycc model {model_id}, real files, "
-                f"{len(files)} images", results=results, per_image=rows)
+        for name, image in images:
+            t = time.perf_counter()
+            data = codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
+            t_enc = time.perf_counter() - t
+            t = time.perf_counter()
+            out = codec.decompress(data).numpy()
+            t_dec = time.perf_counter() - t
+            # What sending the kept bits raw would cost (levels at log2(L + 1) bits each).
+            level = codec.latents(data)["level"].numpy().astype(np.int64)
+            kept = sum(((level * n + levels - 1) // levels).sum()
+                       for n in (config["code_y"], config["code_c"]))
+            pixels = image.shape[0] * image.shape[1]
+            rows.append(dict(image=name, offset=offset, bytes=len(data), bpp=8.0 * len(data) / pixels,
+                             raw_bpp=float(kept + level.size * np.log2(levels + 1)) / pixels,
+                             mean_level=float(level.mean()), **image_metrics(image, out),
+                             encoding_time=t_enc, decoding_time=t_dec))
+            if progress is not None:
+                progress.update()
+    keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
+    return dict(name=f"tfycc-{os.path.basename(os.path.normpath(model))}",
+                description=f"tfycc model {model_id}, real files, {len(images)} images",
+                kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
+
+
+def evaluate_anchor(anchor_name, images, targets, progress=None):
+    """A classic codec on ``images`` at each target bpp (largest file at or under it)."""
+    from .anchors import fit_to_bpp, get_anchor
+
+    anchor = get_anchor(anchor_name)
+    rows = []
+    for name, image in images:
+        cache = {}
+        pixels = image.shape[0] * image.shape[1]
+        for target in targets:
+            fit = fit_to_bpp(anchor, image, target, cache)
+            t = time.perf_counter()
+            out = anchor.decode(fit.data)
+            t_dec = time.perf_counter() - t
+            rows.append(dict(image=name, target_bpp=target, setting=anchor.describe(fit.setting),
+                             reached=fit.reached, bytes=len(fit.data),
+                             bpp=8.0 * len(fit.data) / pixels, **image_metrics(image, out),
+                             encoding_time=fit.encode_time, decoding_time=t_dec,
+                             search_encodes=fit.encodes))
+        if progress is not None:
+            progress.update()
+    keys = ("bpp",) + METRIC_KEYS + ("encoding_time", "decoding_time")
+    return dict(name=anchor.name, description=f"{anchor.label}, largest file at or under each "
+                f"target bpp, {len(images)} images", kind="anchor",
+                results=_average(rows, "target_bpp", targets, keys), per_image=rows)
+
+
+# ----- reporting ------------------------------------------------------------------
+def _curve(result, key, complete_only=True):
+    """(bpp, metric) arrays of a result's points, sorted by bpp.
+
+    Anchor points where some image missed the target are left out when
+    ``complete_only``: their averages are over a different (easier) image subset.
+    """
+    r = result["results"]
+    total = len({row["image"] for row in result["per_image"]})
+    pts = [(b, v) for b, v, n in zip(r["bpp"], r[key], r["images"])
+           if b is not None and v is not None and (n == total or not complete_only)]
+    pts.sort()
+    return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+
+def _at_bpp(result, key, target):
+    """The metric interpolated (linear in log bpp) at ``target`` bpp; None outside the curve."""
+    bpp, val = _curve(result, key)
+    if len(bpp) == 0 or not bpp[0] <= target <= bpp[-1]:
+        return None
+    return float(np.interp(np.log(target), np.log(bpp), val))
+
+
+def _fmt(v, digits=2, suffix=""):
+    return "—" if v is None else f"{v:.{digits}f}{suffix}"
+
+
+def summarize(results, targets):
+    """Markdown: averages of every point, values at the targets, Bjontegaard deltas."""
+    from .metrics import bd_quality, bd_rate
+
+    lines = ["## Averages per rate point", "",
+             "Anchors: one point per target bpp, averaged over the images that reached it "
+             "(`n`). tfycc: one point per importance-level offset.", "",
+             "| codec | point | n | bpp | PSNR-RGB | MS-SSIM | MS-SSIM dB | PSNR-Y | PSNR-CbCr "
+             "| CIEDE2000 | Δa* | Δb* | encode s | decode s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        r = res["results"]
+        point_key = "offset" if res["kind"] == "tfycc" else "target_bpp"
+        for i, p in enumerate(r[point_key]):
+            label = f"offset {p:+g}" if point_key == "offset" else f"≤ {p:g} bpp"
+            v = {k: r[k][i] for k in r if k not in (point_key,)}
+            lines.append(
+                f"| {res['name']} | {label} | {v['images']} | {_fmt(v['bpp'], 4)} | "
+                f"{_fmt(v['psnr-rgb'])} | {_fmt(v['ms-ssim-rgb'], 4)} | {_fmt(v['ms-ssim-db'])} | "
+                f"{_fmt(v['psnr-y'])} | {_fmt(v['psnr-cbcr'])} | {_fmt(v['ciede2000'])} | "
+                f"{_fmt(v['delta-a'])} | {_fmt(v['delta-b'])} | {_fmt(v['encoding_time'], 3)} | "
+                f"{_fmt(v['decoding_time'], 3)} |")
+    lines += ["", "## At the target rates", "",
+              "Each codec's average curve (points every image reached) interpolated linearly in "
+              "log bpp; — where the target lies outside the curve.", "",
+              "| codec | " + " | ".join(f"{t:g} bpp: PSNR / MS-SSIM / CIEDE2000" for t in targets)
+              + " |", "|---|" + "---|" * len(targets)]
+    for res in results:
+        cells = [f"{_fmt(_at_bpp(res, 'psnr-rgb', t))} / {_fmt(_at_bpp(res, 'ms-ssim-rgb', t), 3)}"
+                 f" / {_fmt(_at_bpp(res, 'ciede2000', t))}" for t in targets]
+        lines.append(f"| {res['name']} | " + " | ".join(cells) + " |")
+    models = [r for r in results if r["kind"] == "tfycc"]
+    anchors = [r for r in results if r["kind"] == "anchor"]
+    if models and anchors:
+        lines += ["", "## Bjontegaard deltas (tfycc model vs anchor)", "",
+                  "PCHIP over the overlapping interval; negative BD-rate = tfycc needs fewer "
+                  "bits for the same quality; n/a = the curves do not overlap (no honest number).",
+                  "", "| model | anchor | BD-rate PSNR | BD-PSNR | BD-rate MS-SSIM dB | "
+                  "BD-rate CIEDE2000 |", "|---|---|---|---|---|---|"]
+        for m in models:
+            for a in anchors:
+                cells = []
+                for key, sign, fn, unit in (("psnr-rgb", 1, bd_rate, " %"),
+                                            ("psnr-rgb", 1, bd_quality, " dB"),
+                                            ("ms-ssim-db", 1, bd_rate, " %"),
+                                            ("ciede2000", -1, bd_rate, " %")):
+                    ra, qa = _curve(a, key)
+                    rm, qm = _curve(m, key)
+                    v = fn(ra, sign * qa, rm, sign * qm)
+                    cells.append("n/a" if v is None else f"{v:+.1f}{unit}")
+                lines.append(f"| {m['name']} | {a['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, out_dir, title):
+    """rd.png (three panels) and rd-<metric>.png: one curve per codec.
+
+    Filled markers: points every image reached; hollow: averages over fewer images.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def draw(ax, key, label):
+        for i, res in enumerate(results):
+            color = f"C{i % 10}"
+            style = "-" if res["kind"] == "tfycc" else "--"
+            width = 2.2 if res["kind"] == "tfycc" else 1.2
+            bpp, val = _curve(res, key)
+            ax.plot(bpp, val, style, marker="o", color=color, lw=width, label=res["name"])
+            all_b, all_v = _curve(res, key, complete_only=False)
+            partial = [(b, v) for b, v in zip(all_b, all_v) if b not in set(bpp)]
+            if partial:
+                ax.plot(*zip(*partial), "o", mfc="none", color=color)
+        ax.set_xlabel("bits per pixel (real files)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+
+    paths = []
+    fig, axes = plt.subplots(1, len(PLOTS), figsize=(6 * len(PLOTS), 4.6))
+    for ax, (key, label) in zip(axes, PLOTS):
+        draw(ax, key, label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title + "  (hollow: not every image reached that rate)", fontsize=10)
+    fig.tight_layout()
+    paths.append(os.path.join(out_dir, "rd.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    for key, label in PLOTS:
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+        draw(ax, key, label)
+        ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        paths.append(os.path.join(out_dir, f"rd-{key}.png"))
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+# ----- the command -------------------------------------------------------------------
+def _write_json(path, obj):
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _write_text(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def _reusable(path, images, points, point_key):
+    """A previous result at ``path`` for exactly these images and rate points, or None."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        old = json.load(f)
+    names = sorted({r["image"] for r in old.get("per_image", [])})
+    if names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points):
+        return old
+    return None
+
+
+def load_images(data=None, tfds_name=None, tfds_data_dir=None, tfds_manual_dir=None):
+    """[(name, uint8 HxWx3)] from files (dirs/globs) or a TFDS dataset ('kodak' is built in)."""
+    if tfds_name:
+        if tfds_name != "kodak":
+            raise ValueError(f"--tfds supports 'kodak' (got {tfds_name!r}); use --data for others")
+        from .kodak import load_images as kodak_images
+
+        return kodak_images(data_dir=tfds_data_dir, manual_dir=tfds_manual_dir)
+    from .cli import read_image
+    from .data import list_images
+
+    return [(os.path.basename(p), read_image(p)) for p in list_images(data)]
+
+
+def _floats(text, what):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated numbers, not {text!r}") from None
+
+
+def build_parser():
+    from .anchors import ANCHORS, DEFAULT_ANCHORS
+
+    p = argparse.ArgumentParser(prog="tfycc evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", action="append", metavar="DIR_OR_GLOB", help="images (repeatable)")
+    src.add_argument("--tfds", metavar="NAME", help="a TFDS dataset: 'kodak' (downloads when "
+                     "online, else reads --tfds-manual-dir)")
+    p.add_argument("--tfds-data-dir", help="TFDS data directory (default: TFDS's own)")
+    p.add_argument("--tfds-manual-dir", help="directory with kodim01.png... (default: "
+                   "../shared/data/kodak beside the repository, when it exists)")
+    p.add_argument("--models", nargs="*", default=["compact"],
+                   help="tfycc models: shipped names or directories (default: compact; "
+                        "give the flag alone for none)")
+    p.add_argument("--offsets", default="-3,-2,-1,0,1,2",
+                   help="importance-level offsets for tfycc models (default: %(default)s)")
+    p.add_argument("--anchors", default=",".join(DEFAULT_ANCHORS),
+                   help=f"classic codecs, comma-separated, or 'none' (default: %(default)s; "
+                        f"known: {','.join(ANCHORS)})")
+    p.add_argument("--bpp", default="0.05,0.1,0.15,0.25,0.5",
+                   help="target bpp for the anchors (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output directory (JSON, summary.md, plots)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep a codec's JSON already in --out when it covers the same images "
+                        "and rate points (anchors do not change between model versions)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="tfycc evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, action="append", help="images: directory or glob")
-    p.add_argument("--models", nargs="+", default=["compact"])
-    p.add_argument("--offsets", default="-3,-2,-1,0,1,2", help="importance level offsets")
-    p.add_argument("--out", required=True, help="output directory for the JSON results")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from .anchors import get_anchor
     from .cli import CliError
-    from .data import list_images
 
     try:
-        files = list_images(args.data)
-        offsets = [float(o) for o in args.offsets.split(",")]
+        offsets = _floats(args.offsets, "--offsets")
+        targets = _floats(args.bpp, "--bpp")
+        anchors = [] if args.anchors.strip() in ("", "none") else [
+            a.strip() for a in args.anchors.split(",") if a.strip()]
+        for a in anchors:
+            get_anchor(a)
+        if not args.models and not anchors:
+            raise ValueError("nothing to evaluate: give --models and/or --anchors")
+        images = load_images(args.data, args.tfds, args.tfds_data_dir, args.tfds_manual_dir)
+        if not images:
+            raise ValueError("no images found")
         os.makedirs(args.out, exist_ok=True)
-        for model in args.models:
-            result = evaluate_model(model, files, offsets)
-            path = os.path.join(args.out, f"{result['name']}.json")
-            with open(path + ".tmp", "w") as f:
-                json.dump(result, f, indent=1)
-            os.replace(path + ".tmp", path)
-            r = result["results"]
-            print(f"{result['name']} ({result['description']}):")
-            print("| offset | bpp (file) | bpp (raw kept bits) | mean level | PSNR-RGB | MS-SSIM | "
-                  "PSNR-Y | PSNR-CbCr | encode s | decode s |")
-            print("|---|---|---|---|---|---|---|---|---|---|")
-            for i, o in enumerate(r["offset"]):
-                print(f"| {o:+g} | {r['bpp'][i]:.4f} | {r['raw_bpp'][i]:.4f} | "
-                      f"{r['mean_level'][i]:.2f} | {r['psnr-rgb'][i]:.2f} | "
-                      f"{r['ms-ssim-rgb'][i]:.4f} | {r['psnr-y'][i]:.2f} | {r['psnr-cbcr'][i]:.2f} | "
-                      f"{r['encoding_time'][i]:.2f} | {r['decoding_time'][i]:.2f} |")
-    except (CliError, ValueError) as e:
+        jobs = [("model", m) for m in args.models] + [("anchor", a) for a in anchors]
+        results, todo = [], []
+        for kind, name in jobs:
+            json_name = f"tfycc-{os.path.basename(os.path.normpath(name))}" if kind == "model" \
+                else name
+            path = os.path.join(args.out, json_name + ".json")
+            old = args.reuse and _reusable(path, images, offsets if kind == "model" else targets,
+                                           "offset" if kind == "model" else "target_bpp")
+            results.append(old or None)
+            if not old:
+                todo.append((len(results) - 1, kind, name, path))
+        total = sum(len(images) * (len(offsets) if k == "model" else 1) for _, k, _, _ in todo)
+        start = time.perf_counter()
+        with tqdm(total=total, unit="image", disable=args.quiet, desc="evaluate") as bar:
+            for i, kind, name, path in todo:
+                bar.set_description(name)
+                if kind == "model":
+                    res = evaluate_model(name, images, offsets, bar)
+                else:
+                    res = evaluate_anchor(name, images, targets, bar)
+                _write_json(path, res)
+                results[i] = res
+        summary = summarize(results, targets)
+        title = f"{len(images)} images"
+        _write_text(os.path.join(args.out, "summary.md"),
+                    f"# Rate-distortion, {title}\n\n{summary}")
+        paths = [] if args.no_plots else plot(results, args.out, title)
+        print(summary)
+        print(f"tfycc evaluate: {len(images)} images, {len(todo)} codec(s) run, "
+              f"{len(results) - len(todo)} reused, {time.perf_counter() - start:.0f} s; wrote "
+              f"{args.out}/summary.md" + (f" and {len(paths)} plots" if paths else ""))
+    except (CliError, ValueError, OSError) as e:
         print(f"tfycc evaluate: error: {e}", file=sys.stderr)
         return 2
     return 0
