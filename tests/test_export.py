@@ -77,8 +77,8 @@ def test_servable_matches_the_codec_transform(exported_tiny):
     codec = load_codec(str(exported_tiny / "tiny" / "codec"))
     image = np.asarray(Image.open(PHOTO))[:64, :80]
     enc = servable.signatures["encode_image"](image=image)
-    png = servable.signatures["decode"](**{k: enc[k] for k in ("levels", "bits_y", "bits_c",
-                                                             "height", "width")})["png"]
+    keys = ("levels", "bits_y", "bits_c", "height", "width")
+    png = servable.signatures["decode"](**{k: enc[k] for k in keys})["png"]
     np.testing.assert_array_equal(tf.io.decode_png(png).numpy(),
                                   codec.decompress(codec.compress(image)).numpy())
 

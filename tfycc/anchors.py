@@ -56,7 +56,8 @@ def _imagecodecs():
     try:
         import imagecodecs
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise RuntimeError("classic anchors need the 'eval' extra: pip install 'tfycc[eval]'") from e
+        raise RuntimeError("classic anchors need the 'eval' extra: "
+                           "pip install 'tfycc[eval]'") from e
     return imagecodecs
 
 

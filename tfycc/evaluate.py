@@ -81,7 +81,8 @@ def evaluate_model(model, images, offsets, progress=None):
             kept = sum(((level * n + levels - 1) // levels).sum()
                        for n in (config["code_y"], config["code_c"]))
             pixels = image.shape[0] * image.shape[1]
-            rows.append(dict(image=name, offset=offset, bytes=len(data), bpp=8.0 * len(data) / pixels,
+            rows.append(dict(image=name, offset=offset, bytes=len(data),
+                             bpp=8.0 * len(data) / pixels,
                              raw_bpp=float(kept + level.size * np.log2(levels + 1)) / pixels,
                              mean_level=float(level.mean()), **image_metrics(image, out),
                              encoding_time=t_enc, decoding_time=t_dec))
@@ -376,7 +377,7 @@ def main(argv=None):
         print(f"tfycc evaluate: {len(images)} images, {len(todo)} codec(s) run, "
               f"{len(results) - len(todo)} reused, {time.perf_counter() - start:.0f} s; wrote "
               f"{args.out}/summary.md" + (f" and {len(paths)} plots" if paths else ""))
-    except (CliError, ValueError, OSError) as e:
+    except (CliError, ValueError, OSError, RuntimeError) as e:
         print(f"tfycc evaluate: error: {e}", file=sys.stderr)
         return 2
     return 0
