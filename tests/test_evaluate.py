@@ -153,7 +153,7 @@ def test_evaluate_two_images_two_anchors_and_a_model(two_images, exported_tiny, 
             assert len(res[key]) == 2, key
         assert len(r["per_image"]) == 4
         for row in r["per_image"]:
-            size = os.path.getsize(two_images / row["image"])
+            size = os.path.getsize(two_images / (row["image"] + ".png"))
             assert row["bytes"] > 0 and size > 0
             if r["name"] != "tfycc-tiny" and row["reached"]:
                 assert row["bpp"] <= row["target_bpp"]
@@ -169,6 +169,21 @@ def test_evaluate_two_images_two_anchors_and_a_model(two_images, exported_tiny, 
     assert evaluate.main(argv + ["--reuse", "--no-plots"]) == 0
     assert (out / "jpeg.json").stat().st_mtime_ns == stamp
     assert "3 reused" in capsys.readouterr().out
+
+
+def test_evaluate_reads_kodak_through_tfds(two_images, tmp_path, capsys):
+    import shutil
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    for i, name in enumerate(("a.png", "b.png"), 1):
+        shutil.copy(two_images / name, manual / f"kodim{i:02d}.png")
+    out = tmp_path / "rd"
+    assert evaluate.main(["--tfds", "kodak", "--tfds-manual-dir", str(manual), "--tfds-data-dir",
+                          str(tmp_path / "tfds"), "--models", "--anchors", "jpeg", "--bpp", "1",
+                          "--out", str(out), "--quiet", "--no-plots"]) == 0
+    rows = json.loads((out / "jpeg.json").read_text())["per_image"]
+    assert [r["image"] for r in rows] == ["kodim01", "kodim02"]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -285,7 +285,7 @@ def load_images(data=None, tfds_name=None, tfds_data_dir=None, tfds_manual_dir=N
     from .cli import read_image
     from .data import list_images
 
-    return [(os.path.basename(p), read_image(p)) for p in list_images(data)]
+    return [(os.path.splitext(os.path.basename(p))[0], read_image(p)) for p in list_images(data)]
 
 
 def _floats(text, what):
