@@ -200,3 +200,12 @@ def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):
     row = result["per_image"][0]
     assert row["bpp"] == pytest.approx(8 * row["bytes"] / (64 * 64))
     assert "| offset |" in out
+
+
+@pytest.mark.parametrize("argv", [["--bpp", "0.1", "--offset", "1"], ["--bpp", "0"], ["--bpp", "x"]])
+def test_compress_bpp_bad_arguments(argv, models, small_png, capsys):
+    with pytest.raises(SystemExit) as e:
+        code = cli.main(["compress", str(small_png), "--model", "tiny", *argv])
+        raise SystemExit(code)
+    assert e.value.code == 2
+    assert not os.path.exists(f"{small_png}.tfycc")

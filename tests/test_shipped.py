@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ROOT
+from conftest import PHOTO, ROOT
 from tfycc import cli
 
 
@@ -31,3 +31,16 @@ def test_offset_steers_the_shipped_models_rate(offset, capsys):
     assert cli.main(["demo", "--json", f"--offset={offset}"]) == 0
     moved = json.loads(capsys.readouterr().out)["bpp"]
     assert (moved < base) if offset < 0 else (moved > base)
+
+
+def test_compress_bpp_lands_at_or_under_the_target(tmp_path, capsys):
+    sizes = []
+    for target in (0.1, 0.25):
+        out = tmp_path / f"{target}.tfycc"
+        assert cli.main(["compress", PHOTO, str(out), "--bpp", str(target), "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert r["bpp"] <= target and r["bpp"] == 8 * os.path.getsize(out) / (384 * 256)
+        sizes.append(r["bpp"])
+    assert sizes[0] > 0.6 * 0.1 and sizes[1] > sizes[0]  # close under the target, and steered
+    assert cli.main(["compress", PHOTO, str(tmp_path / "x.tfycc"), "--bpp", "0.001"]) == 0
+    assert "below this model's smallest file" in capsys.readouterr().err

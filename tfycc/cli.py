@@ -148,18 +148,59 @@ def _png_bytes(image):
     return buf.getvalue()
 
 
+OFFSET_RANGE = 8.0  # --bpp searches importance-level offsets in [-8, 8]
+
+
+def compress_to_bpp(codec, image, target_bpp, steps=8):
+    """(file bytes, offset): the largest file at or under ``target_bpp``, searched over the
+    importance-level offset (files grow with it) by bisection in [-8, 8].  When even
+    offset -8 overshoots, its file is returned (the caller says so)."""
+    import tensorflow as tf
+
+    budget = target_bpp * image.shape[0] * image.shape[1] / 8.0
+    tried = {}
+
+    def size(offset):
+        if offset not in tried:
+            tried[offset] = codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
+        return len(tried[offset])
+
+    lo, hi = -OFFSET_RANGE, OFFSET_RANGE
+    if size(lo) > budget:
+        return tried[lo], lo
+    if size(hi) <= budget:
+        return tried[hi], hi
+    for _ in range(steps):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if size(mid) <= budget else (lo, mid)
+    best = max((o for o, d in tried.items() if len(d) <= budget), key=lambda o: len(tried[o]))
+    return tried[best], best
+
+
 def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXELS, offset=0.0,
-                  note=None):
-    """Compress one image file; returns a result dict (bytes, bpp, seconds, ...)."""
+                  note=None, target_bpp=None):
+    """Compress one image file; returns a result dict (bytes, bpp, offset, seconds, ...).
+
+    ``target_bpp`` (instead of ``offset``) picks the offset whose file is the largest at
+    or under that rate.
+    """
     import tensorflow as tf
 
     if os.path.exists(dst) and not force:
         raise CliError(f"{dst} exists (use --force to overwrite)")
+    if target_bpp is not None and not 0 < target_bpp < 64:
+        raise CliError(f"--bpp must be in (0, 64), not {target_bpp:g}")
     image = read_image(src, max_pixels, note)
     codec, model_id = load_codec(model)
+    h, w = image.shape[:2]
     start = time.perf_counter()
     try:
-        if offset:
+        if target_bpp is not None:
+            data, offset = compress_to_bpp(codec, image, target_bpp)
+            if 8.0 * len(data) / (h * w) > target_bpp and note:
+                note(f"{target_bpp:g} bpp is below this model's smallest file for this image "
+                     f"({8.0 * len(data) / (h * w):.4f} bpp); wrote that")
+        elif offset:
             data = codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
         else:
             data = codec.compress(image).numpy()
@@ -167,9 +208,8 @@ def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXE
         raise CliError(f"{src}: {_tf_error_line(e)}") from None
     seconds = time.perf_counter() - start
     _atomic_write(dst, data, force)
-    h, w = image.shape[:2]
     return dict(input=src, output=dst, model=model_id, height=h, width=w, bytes=len(data),
-                bpp=8.0 * len(data) / (h * w), seconds=round(seconds, 4))
+                bpp=8.0 * len(data) / (h * w), offset=float(offset), seconds=round(seconds, 4))
 
 
 def decompress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXELS):
@@ -236,8 +276,10 @@ def _print_result(result, as_json, text):
 def cmd_compress(args):
     dst = args.output or args.input + ".tfycc"
     note = (lambda m: print(f"tfycc: note: {m}", file=sys.stderr))
-    r = compress_file(args.input, dst, args.model, args.force, args.max_pixels, args.offset, note)
-    _print_result(r, args.json, f"{dst}: {r['bytes']} bytes, {r['bpp']:.4f} bpp, "
+    r = compress_file(args.input, dst, args.model, args.force, args.max_pixels, args.offset, note,
+                      args.bpp)
+    offset = f", offset {r['offset']:+.3f}" if args.bpp is not None else ""
+    _print_result(r, args.json, f"{dst}: {r['bytes']} bytes, {r['bpp']:.4f} bpp{offset}, "
                                 f"{r['width']}x{r['height']}, {r['seconds']:.2f} s")
 
 
@@ -268,14 +310,15 @@ def cmd_demo(args):
 
     src = args.input or _BUNDLED_PHOTO
     with tempfile.TemporaryDirectory() as tmp:
-        enc = compress_file(src, os.path.join(tmp, "photo.tfycc"), args.model, offset=args.offset)
+        enc = compress_file(src, os.path.join(tmp, "photo.tfycc"), args.model, offset=args.offset,
+                            target_bpp=args.bpp)
         dec = decompress_file(enc["output"], os.path.join(tmp, "photo.png"), args.model)
         original = read_image(src)
         restored = read_image(dec["output"])
         if args.save:
             _atomic_write(args.save, _png_bytes(restored), True)
     r = dict(model=enc["model"], image=src, width=enc["width"], height=enc["height"],
-             bytes=enc["bytes"], bpp=round(enc["bpp"], 4),
+             bytes=enc["bytes"], bpp=round(enc["bpp"], 4), offset=enc["offset"],
              psnr_rgb=round(psnr(original, restored), 2),
              ms_ssim=round(float(ms_ssim(original, restored)), 4),
              compress_s=enc["seconds"], decompress_s=dec["seconds"])
@@ -300,8 +343,11 @@ def build_parser():
     c.add_argument("input")
     c.add_argument("output", nargs="?", help="default: INPUT.tfycc")
     c.add_argument("--force", action="store_true", help="overwrite OUTPUT")
-    c.add_argument("--offset", type=float, default=0.0,
-                   help="importance level offset: <0 smaller files, >0 better quality")
+    rate = c.add_mutually_exclusive_group()
+    rate.add_argument("--offset", type=float, default=0.0,
+                      help="importance level offset: <0 smaller files, >0 better quality")
+    rate.add_argument("--bpp", type=float, metavar="TARGET",
+                      help="largest file at or under TARGET bits per pixel (searches --offset)")
     c.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     common(c)
     c.set_defaults(func=cmd_compress)
@@ -321,7 +367,9 @@ def build_parser():
 
     m = sub.add_parser("demo", help="compress and decompress a bundled photo; print bpp and quality")
     m.add_argument("input", nargs="?", help="another image instead of the bundled photo")
-    m.add_argument("--offset", type=float, default=0.0)
+    rate = m.add_mutually_exclusive_group()
+    rate.add_argument("--offset", type=float, default=0.0)
+    rate.add_argument("--bpp", type=float, metavar="TARGET", help="as for compress")
     m.add_argument("--save", metavar="PNG", help="also write the decoded image here")
     common(m)
     m.set_defaults(func=cmd_demo)
