@@ -137,7 +137,14 @@ def _curve(result, key, complete_only=True):
 
 
 def _at_bpp(result, key, target):
-    """The metric interpolated (linear in log bpp) at ``target`` bpp; None outside the curve."""
+    """The metric at ``target`` bpp: an anchor's own point for that target when every
+    image reached it, else the average curve interpolated linearly in log bpp (None
+    outside the curve)."""
+    r = result["results"]
+    if result["kind"] == "anchor" and target in r["target_bpp"]:
+        i = r["target_bpp"].index(target)
+        total = len({row["image"] for row in result["per_image"]})
+        return r[key][i] if r["images"][i] == total else None
     bpp, val = _curve(result, key)
     if len(bpp) == 0 or not bpp[0] <= target <= bpp[-1]:
         return None
@@ -171,8 +178,9 @@ def summarize(results, targets):
                 f"{_fmt(v['delta-a'])} | {_fmt(v['delta-b'])} | {_fmt(v['encoding_time'], 3)} | "
                 f"{_fmt(v['decoding_time'], 3)} |")
     lines += ["", "## At the target rates", "",
-              "Each codec's average curve (points every image reached) interpolated linearly in "
-              "log bpp; — where the target lies outside the curve.", "",
+              "Anchors: their own point for that target (the largest file at or under it), when "
+              "every image reached it. tfycc: its average curve interpolated linearly in log bpp. "
+              "— where the target was not reached by every image or lies outside the curve.", "",
               "| codec | " + " | ".join(f"{t:g} bpp: PSNR / MS-SSIM / CIEDE2000" for t in targets)
               + " |", "|---|" + "---|" * len(targets)]
     for res in results:
