@@ -1,0 +1,61 @@
+"""Short Markdown table of every codec at a few bpp, from ``tfycc evaluate`` results.
+
+    python scripts/rd_table.py results/kodak [--at 0.1,0.15,0.25]
+
+One row per codec and rate: PSNR-RGB, MS-SSIM, PSNR-CbCr and CIEDE2000.  Anchors use
+their own point for that target (largest files at or under it) when every image
+reached it; tfycc models their curve interpolated in log bpp (as in summary.md).
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLUMNS = (("psnr-rgb", "PSNR-RGB (dB)", 2), ("ms-ssim-rgb", "MS-SSIM", 3),
+           ("psnr-cbcr", "PSNR-CbCr (dB)", 2), ("ciede2000", "CIEDE2000", 2))
+
+
+def table(results, targets):
+    from tfycc.evaluate import _at_bpp
+
+    lines = ["| bpp | codec | " + " | ".join(c[1] for c in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for t in targets:
+        for res in results:
+            cells = []
+            for key, _, digits in COLUMNS:
+                v = _at_bpp(res, key, t)
+                cells.append("—" if v is None else f"{v:.{digits}f}")
+            name = f"**{res['name']}**" if res["kind"] == "tfycc" else res["name"]
+            r = res["results"]
+            if res["kind"] == "anchor" and t in r["target_bpp"]:
+                n, total = r["images"][r["target_bpp"].index(t)], len(
+                    {row["image"] for row in res["per_image"]})
+                if n < total:
+                    name += f" ({n}/{total} images reached it)"
+            lines.append(f"| {t:g} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", help="a tfycc evaluate --out directory")
+    p.add_argument("--at", default="0.1,0.15,0.25")
+    args = p.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    results = []
+    for path in sorted(glob.glob(os.path.join(args.results, "*.json"))):
+        with open(path) as f:
+            res = json.load(f)
+        if "results" in res and "kind" in res:
+            results.append(res)
+    results.sort(key=lambda r: r["kind"] != "tfycc")  # tfycc models first
+    print(table(results, [float(t) for t in args.at.split(",")]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
