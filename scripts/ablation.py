@@ -55,7 +55,7 @@ def main(argv=None):
     p.add_argument("--at", default="0.1,0.15,0.2", help="bpp at which the table compares")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
-    from tfycc.evaluate import _at_bpp
+    from tfycc.evaluate import at_bpp
     from tfycc.model import build_model
 
     names = args.variants.split(",")
@@ -80,7 +80,7 @@ def main(argv=None):
         for t in targets:
             cells = []
             for key, _, digits in METRICS:
-                v = _at_bpp(res, key, t)
+                v = at_bpp(res, key, t)
                 cells.append("—" if v is None else f"{v:.{digits}f}")
             lines.append(f"| {name} | {params / 1e6:.2f} M | {t:g} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"

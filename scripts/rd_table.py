@@ -18,7 +18,7 @@ COLUMNS = (("psnr-rgb", "PSNR-RGB (dB)", 2), ("ms-ssim-rgb", "MS-SSIM", 3),
 
 
 def table(results, targets):
-    from tfycc.evaluate import _at_bpp
+    from tfycc.evaluate import at_bpp
 
     lines = ["| bpp | codec | " + " | ".join(c[1] for c in COLUMNS) + " |",
              "|---|---|" + "---|" * len(COLUMNS)]
@@ -26,7 +26,7 @@ def table(results, targets):
         for res in results:
             cells = []
             for key, _, digits in COLUMNS:
-                v = _at_bpp(res, key, t)
+                v = at_bpp(res, key, t)
                 cells.append("—" if v is None else f"{v:.{digits}f}")
             name = f"**{res['name']}**" if res["kind"] == "tfycc" else res["name"]
             r = res["results"]

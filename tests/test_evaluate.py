@@ -205,6 +205,6 @@ def test_summary_reports_partial_targets_honestly():
     res = dict(name="x", kind="anchor", per_image=rows,
                results=evaluate._average(rows, "target_bpp", [0.1, 0.2], keys))
     assert res["results"]["images"] == [1, 2]
-    bpp, _ = evaluate._curve(res, "psnr-rgb")
+    bpp, _ = evaluate.rd_curve(res, "psnr-rgb")
     assert list(bpp) == [0.2]  # the 0.1 point covers only one of two images
     assert "| x | ≤ 0.1 bpp | 1 |" in evaluate.summarize([res], [0.2])

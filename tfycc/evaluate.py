@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-__all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "summarize", "plot"]
+__all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "rd_curve", "at_bpp", "summarize",
+           "plot"]
 
 METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
                "delta-a", "delta-b")
@@ -122,7 +123,7 @@ def evaluate_anchor(anchor_name, images, targets, progress=None):
 
 
 # ----- reporting ------------------------------------------------------------------
-def _curve(result, key, complete_only=True):
+def rd_curve(result, key, complete_only=True):
     """(bpp, metric) arrays of a result's points, sorted by bpp.
 
     Anchor points where some image missed the target are left out when
@@ -136,7 +137,7 @@ def _curve(result, key, complete_only=True):
     return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
 
 
-def _at_bpp(result, key, target):
+def at_bpp(result, key, target):
     """The metric at ``target`` bpp: an anchor's own point for that target when every
     image reached it, else the average curve interpolated linearly in log bpp (None
     outside the curve)."""
@@ -145,7 +146,7 @@ def _at_bpp(result, key, target):
         i = r["target_bpp"].index(target)
         total = len({row["image"] for row in result["per_image"]})
         return r[key][i] if r["images"][i] == total else None
-    bpp, val = _curve(result, key)
+    bpp, val = rd_curve(result, key)
     if len(bpp) == 0 or not bpp[0] <= target <= bpp[-1]:
         return None
     return float(np.interp(np.log(target), np.log(bpp), val))
@@ -184,8 +185,8 @@ def summarize(results, targets):
               "| codec | " + " | ".join(f"{t:g} bpp: PSNR / MS-SSIM / CIEDE2000" for t in targets)
               + " |", "|---|" + "---|" * len(targets)]
     for res in results:
-        cells = [f"{_fmt(_at_bpp(res, 'psnr-rgb', t))} / {_fmt(_at_bpp(res, 'ms-ssim-rgb', t), 3)}"
-                 f" / {_fmt(_at_bpp(res, 'ciede2000', t))}" for t in targets]
+        cells = [f"{_fmt(at_bpp(res, 'psnr-rgb', t))} / {_fmt(at_bpp(res, 'ms-ssim-rgb', t), 3)}"
+                 f" / {_fmt(at_bpp(res, 'ciede2000', t))}" for t in targets]
         lines.append(f"| {res['name']} | " + " | ".join(cells) + " |")
     models = [r for r in results if r["kind"] == "tfycc"]
     anchors = [r for r in results if r["kind"] == "anchor"]
@@ -202,8 +203,8 @@ def summarize(results, targets):
                                             ("psnr-rgb", 1, bd_quality, " dB"),
                                             ("ms-ssim-db", 1, bd_rate, " %"),
                                             ("ciede2000", -1, bd_rate, " %")):
-                    ra, qa = _curve(a, key)
-                    rm, qm = _curve(m, key)
+                    ra, qa = rd_curve(a, key)
+                    rm, qm = rd_curve(m, key)
                     v = fn(ra, sign * qa, rm, sign * qm)
                     cells.append("n/a" if v is None else f"{v:+.1f}{unit}")
                 lines.append(f"| {m['name']} | {a['name']} | " + " | ".join(cells) + " |")
@@ -225,9 +226,9 @@ def plot(results, out_dir, title):
             color = f"C{i % 10}"
             style = "-" if res["kind"] == "tfycc" else "--"
             width = 2.2 if res["kind"] == "tfycc" else 1.2
-            bpp, val = _curve(res, key)
+            bpp, val = rd_curve(res, key)
             ax.plot(bpp, val, style, marker="o", color=color, lw=width, label=res["name"])
-            all_b, all_v = _curve(res, key, complete_only=False)
+            all_b, all_v = rd_curve(res, key, complete_only=False)
             partial = [(b, v) for b, v in zip(all_b, all_v) if b not in set(bpp)]
             if partial:
                 ax.plot(*zip(*partial), "o", mfc="none", color=color)
