@@ -18,7 +18,7 @@ COLUMNS = (("psnr-rgb", "PSNR-RGB (dB)", 2), ("ms-ssim-rgb", "MS-SSIM", 3),
 
 
 def table(results, targets):
-    from tfycc.evaluate import at_bpp
+    from tfycc.evaluate import at_bpp, num_images
 
     lines = ["| bpp | codec | " + " | ".join(c[1] for c in COLUMNS) + " |",
              "|---|---|" + "---|" * len(COLUMNS)]
@@ -31,8 +31,7 @@ def table(results, targets):
             name = f"**{res['name']}**" if res["kind"] == "tfycc" else res["name"]
             r = res["results"]
             if res["kind"] == "anchor" and t in r["target_bpp"]:
-                n, total = r["images"][r["target_bpp"].index(t)], len(
-                    {row["image"] for row in res["per_image"]})
+                n, total = r["images"][r["target_bpp"].index(t)], num_images(res)
                 if n < total:
                     name += f" ({n}/{total} images reached it)"
             lines.append(f"| {t:g} | {name} | " + " | ".join(cells) + " |")

@@ -152,29 +152,20 @@ OFFSET_RANGE = 8.0  # --bpp searches importance-level offsets in [-8, 8]
 
 
 def compress_to_bpp(codec, image, target_bpp, steps=8):
-    """(file bytes, offset): the largest file at or under ``target_bpp``, searched over the
-    importance-level offset (files grow with it) by bisection in [-8, 8].  When even
-    offset -8 overshoots, its file is returned (the caller says so)."""
+    """(file bytes, offset, reached): the largest file at or under ``target_bpp``, by
+    bisection over the importance-level offset in [-8, 8] (files grow with it) -- the
+    same search the classic anchors use.  When even offset -8 overshoots, its file is
+    returned with ``reached`` False."""
     import tensorflow as tf
 
-    budget = target_bpp * image.shape[0] * image.shape[1] / 8.0
-    tried = {}
+    from .anchors import Anchor, fit_to_bpp
 
-    def size(offset):
-        if offset not in tried:
-            tried[offset] = codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
-        return len(tried[offset])
+    def encode(image, offset):
+        return codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
 
-    lo, hi = -OFFSET_RANGE, OFFSET_RANGE
-    if size(lo) > budget:
-        return tried[lo], lo
-    if size(hi) <= budget:
-        return tried[hi], hi
-    for _ in range(steps):
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if size(mid) <= budget else (lo, mid)
-    best = max((o for o, d in tried.items() if len(d) <= budget), key=lambda o: len(tried[o]))
-    return tried[best], best
+    search = Anchor("tfycc", "tfycc", encode, None, -OFFSET_RANGE, OFFSET_RANGE, False, str)
+    fit = fit_to_bpp(search, image, target_bpp, float_steps=steps)
+    return fit.data, fit.setting, fit.reached
 
 
 def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXELS, offset=0.0,
@@ -196,8 +187,8 @@ def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXE
     start = time.perf_counter()
     try:
         if target_bpp is not None:
-            data, offset = compress_to_bpp(codec, image, target_bpp)
-            if 8.0 * len(data) / (h * w) > target_bpp and note:
+            data, offset, reached = compress_to_bpp(codec, image, target_bpp)
+            if not reached and note:
                 note(f"{target_bpp:g} bpp is below this model's smallest file for this image "
                      f"({8.0 * len(data) / (h * w):.4f} bpp); wrote that")
         elif offset:

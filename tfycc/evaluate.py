@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-__all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "rd_curve", "at_bpp", "summarize",
-           "plot"]
+__all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "model_result_name",
+           "num_images", "rd_curve", "at_bpp", "summarize", "plot"]
 
 METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
                "delta-a", "delta-b")
@@ -58,10 +58,21 @@ def _average(rows, point_key, points, keys):
     return results
 
 
+def model_result_name(model):
+    """Result name of a tfycc model (shipped name or directory): ``tfycc-<basename>``."""
+    return f"tfycc-{os.path.basename(os.path.normpath(model))}"
+
+
+def num_images(result):
+    """How many distinct images a result covers."""
+    return len({row["image"] for row in result["per_image"]})
+
+
 def evaluate_model(model, images, offsets, progress=None):
     """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)]."""
     import tensorflow as tf
 
+    from . import ops
     from .cli import load_codec, resolve_model
 
     codec, model_id = load_codec(model)
@@ -78,19 +89,20 @@ def evaluate_model(model, images, offsets, progress=None):
             out = codec.decompress(data).numpy()
             t_dec = time.perf_counter() - t
             # What sending the kept bits raw would cost (levels at log2(L + 1) bits each).
-            level = codec.latents(data)["level"].numpy().astype(np.int64)
-            kept = sum(((level * n + levels - 1) // levels).sum()
+            level = codec.latents(data)["level"]
+            kept = sum(int(tf.reduce_sum(ops.kept_channels(level, n, levels)))
                        for n in (config["code_y"], config["code_c"]))
             pixels = image.shape[0] * image.shape[1]
             rows.append(dict(image=name, offset=offset, bytes=len(data),
                              bpp=8.0 * len(data) / pixels,
-                             raw_bpp=float(kept + level.size * np.log2(levels + 1)) / pixels,
-                             mean_level=float(level.mean()), **image_metrics(image, out),
+                             raw_bpp=float(kept + level.numpy().size * np.log2(levels + 1)) / pixels,
+                             mean_level=float(tf.reduce_mean(tf.cast(level, tf.float32))),
+                             **image_metrics(image, out),
                              encoding_time=t_enc, decoding_time=t_dec))
             if progress is not None:
                 progress.update()
     keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
-    return dict(name=f"tfycc-{os.path.basename(os.path.normpath(model))}",
+    return dict(name=model_result_name(model),
                 description=f"tfycc model {model_id}, real files, {len(images)} images",
                 kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
 
@@ -130,7 +142,7 @@ def rd_curve(result, key, complete_only=True):
     ``complete_only``: their averages are over a different (easier) image subset.
     """
     r = result["results"]
-    total = len({row["image"] for row in result["per_image"]})
+    total = num_images(result)
     pts = [(b, v) for b, v, n in zip(r["bpp"], r[key], r["images"])
            if b is not None and v is not None and (n == total or not complete_only)]
     pts.sort()
@@ -144,8 +156,7 @@ def at_bpp(result, key, target):
     r = result["results"]
     if result["kind"] == "anchor" and target in r["target_bpp"]:
         i = r["target_bpp"].index(target)
-        total = len({row["image"] for row in result["per_image"]})
-        return r[key][i] if r["images"][i] == total else None
+        return r[key][i] if r["images"][i] == num_images(result) else None
     bpp, val = rd_curve(result, key)
     if len(bpp) == 0 or not bpp[0] <= target <= bpp[-1]:
         return None
@@ -228,8 +239,9 @@ def plot(results, out_dir, title):
             width = 2.2 if res["kind"] == "tfycc" else 1.2
             bpp, val = rd_curve(res, key)
             ax.plot(bpp, val, style, marker="o", color=color, lw=width, label=res["name"])
+            complete = set(bpp)
             all_b, all_v = rd_curve(res, key, complete_only=False)
-            partial = [(b, v) for b, v in zip(all_b, all_v) if b not in set(bpp)]
+            partial = [(b, v) for b, v in zip(all_b, all_v) if b not in complete]
             if partial:
                 ax.plot(*zip(*partial), "o", mfc="none", color=color)
         ax.set_xlabel("bits per pixel (real files)")
@@ -259,18 +271,6 @@ def plot(results, out_dir, title):
 
 
 # ----- the command -------------------------------------------------------------------
-def _write_json(path, obj):
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
-def _write_text(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def _reusable(path, images, points, point_key):
     """A previous result at ``path`` for exactly these images and rate points, or None."""
     if not os.path.exists(path):
@@ -340,7 +340,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from .anchors import get_anchor
-    from .cli import CliError
+    from .cli import CliError, _atomic_write
 
     try:
         offsets = _floats(args.offsets, "--offsets")
@@ -358,8 +358,7 @@ def main(argv=None):
         jobs = [("model", m) for m in args.models] + [("anchor", a) for a in anchors]
         results, todo = [], []
         for kind, name in jobs:
-            json_name = f"tfycc-{os.path.basename(os.path.normpath(name))}" if kind == "model" \
-                else name
+            json_name = model_result_name(name) if kind == "model" else name
             path = os.path.join(args.out, json_name + ".json")
             old = args.reuse and _reusable(path, images, offsets if kind == "model" else targets,
                                            "offset" if kind == "model" else "target_bpp")
@@ -375,12 +374,12 @@ def main(argv=None):
                     res = evaluate_model(name, images, offsets, bar)
                 else:
                     res = evaluate_anchor(name, images, targets, bar)
-                _write_json(path, res)
+                _atomic_write(path, json.dumps(res, indent=1).encode(), True)
                 results[i] = res
         summary = summarize(results, targets)
         title = f"{len(images)} images"
-        _write_text(os.path.join(args.out, "summary.md"),
-                    f"# Rate-distortion, {title}\n\n{summary}")
+        _atomic_write(os.path.join(args.out, "summary.md"),
+                      f"# Rate-distortion, {title}\n\n{summary}".encode(), True)
         paths = [] if args.no_plots else plot(results, args.out, title)
         print(summary)
         print(f"tfycc evaluate: {len(images)} images, {len(todo)} codec(s) run, "
