@@ -10,10 +10,14 @@ settings, seed and number of steps (the budget); only the variant's own flags di
     fusion      two streams, colour stream fused with luma features (encoder and decoder)
     nofusion    two streams, no fusion, same code channels
     nofusion32  two streams, no fusion, twice the colour code channels (32)
+    fusion8     two streams with fusion, half the colour code channels (8)
+    rgb         one stream: RGB in, RGB out, 64 code channels, same loss (on YCbCr)
 
 Then ``tfycc evaluate`` (real files, several level offsets) and a Markdown table at
-matched bpp (each curve interpolated in log bpp) in OUT/ablation.md.  Training is
-skipped for a variant whose RUNS/NAME already holds a finished model.
+matched bpp (each curve interpolated in log bpp) of every variant in OUT/ablation.md.
+Work already done is kept: a variant whose RUNS/NAME holds a finished model is not
+trained again, and one whose OUT/tfycc-NAME.json exists is not evaluated again
+(``--again`` redoes both), so variants can be added one at a time.
 """
 import argparse
 import json
@@ -23,11 +27,24 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
-VARIANTS = {
-    "fusion": [],
-    "nofusion": ["--no-encoder-fusion", "--no-decoder-fusion"],
-    "nofusion32": ["--no-encoder-fusion", "--no-decoder-fusion", "--code-c", "32"],
+VARIANTS = {  # model overrides of the compact configuration
+    "fusion": {},
+    "nofusion": dict(fuse_encoder=False, fuse_decoder=False),
+    "nofusion32": dict(fuse_encoder=False, fuse_decoder=False, code_c=32),
+    "fusion8": dict(code_c=8),
+    "rgb": dict(streams="rgb"),
 }
+
+
+def variant_flags(overrides):
+    """``tfycc train`` flags giving a variant's model overrides."""
+    flags = []
+    for key, value in overrides.items():
+        if key in ("fuse_encoder", "fuse_decoder"):
+            flags += [] if value else [f"--no-{key.split('_')[1]}-fusion"]
+        else:
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
 COMMON = ["--config", "compact", "--lmbda", "1", "--target-bpp", "0.15", "--rate-penalty",
           "absolute", "--rate-warmup-steps", "500", "--offset-range", "1", "--random-level-prob",
           "0.1", "--learning-rate", "3e-4", "--steps-per-epoch", "250", "--mixed-precision",
@@ -46,27 +63,37 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=2000, help="training steps per variant")
-    p.add_argument("--variants", default="fusion,nofusion")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated (default: %(default)s)")
     p.add_argument("--data", default=os.path.join(SHARED, "train"))
     p.add_argument("--kodak", default=os.path.join(SHARED, "kodak"))
     p.add_argument("--runs", default=os.path.join(ROOT, "runs", "ablation"))
     p.add_argument("--out", default=os.path.join(ROOT, "results", "ablation"))
     p.add_argument("--offsets", default="-3,-2,-1,0,1,2")
     p.add_argument("--at", default="0.1,0.15,0.2", help="bpp at which the table compares")
+    p.add_argument("--again", action="store_true", help="retrain and re-evaluate every variant")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
     from tfycc.evaluate import at_bpp
     from tfycc.model import build_model
 
-    names = args.variants.split(",")
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        p.error(f"unknown variant(s) {','.join(unknown)}; known: {','.join(VARIANTS)}")
     for name in names:
         run = os.path.join(args.runs, name)
-        if not os.path.exists(os.path.join(run, "codec", "saved_model.pb")):
+        done = os.path.exists(os.path.join(run, "codec", "saved_model.pb"))
+        have = os.path.exists(os.path.join(args.out, f"tfycc-{name}.json"))
+        if args.again or not (done or have):
             _tfycc("train", "--data", args.data, "--out", run, "--steps", str(args.steps),
-                   "--model-id", f"tfycc-ablation-{name}", *COMMON, *VARIANTS[name])
+                   "--model-id", f"tfycc-ablation-{name}", *COMMON,
+                   *variant_flags(VARIANTS[name]), *(["--force"] if args.again else []))
+    # --reuse keeps the results of variants evaluated before (their runs may be gone).
     _tfycc("evaluate", "--data", args.kodak, "--models",
            *[os.path.join(args.runs, n) for n in names], "--anchors", "none",
-           f"--offsets={args.offsets}", "--out", args.out, "--no-plots", "--quiet")
+           f"--offsets={args.offsets}", "--out", args.out, "--no-plots", "--quiet",
+           *([] if args.again else ["--reuse"]))
     targets = [float(t) for t in args.at.split(",")]
     lines = [f"Variants trained {args.steps} steps each (batch 8 x 128^2, same seed and settings); "
              "Kodak, real files, values interpolated at each bpp (— outside the curve).", "",
@@ -75,8 +102,7 @@ def main(argv=None):
     for name in names:
         with open(os.path.join(args.out, f"tfycc-{name}.json")) as f:
             res = json.load(f)
-        with open(os.path.join(args.runs, name, "config.json")) as f:
-            params = build_model(json.load(f)).count_params()
+        params = build_model("compact", **VARIANTS[name]).count_params()
         for t in targets:
             cells = []
             for key, _, digits in METRICS:

@@ -149,3 +149,35 @@ def test_compress_maps_over_a_tf_data_pipeline(exported_tiny, photo):
     decoded = list(tf.data.Dataset.from_tensor_slices(files).map(codec.decompress)
                    .as_numpy_iterator())
     assert decoded[0].shape == (64, 64, 3)
+
+
+def test_single_stream_rgb_variant_is_a_complete_codec(photo, tmp_path):
+    """The ablation's one-stream RGB model: no colour code, same file format and tools."""
+    from tfycc import export
+
+    model = varied_tiny("tfycc-test-rgb", streams="rgb", code_c=4)
+    assert model.code_channels == (8, 0) and model.enc_c is None and model.dec_c is None
+    assert model.get_config()["streams"] == "rgb"
+    image = photo[:45, :70]
+    level, bits_y, bits_c = _latents(model, image)
+    assert bits_c.shape == level.shape + (0,)
+    data = model.compress(image)
+    decoded = model.latents(data)
+    np.testing.assert_array_equal(decoded["level"].numpy(), level)
+    np.testing.assert_array_equal(decoded["bits_y"].numpy(), bits_y)
+    assert decoded["bits_c"].shape[-1] == 0
+    out = model.decompress(data).numpy()
+    assert out.shape == image.shape and out.dtype == np.uint8
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    logs = model.train_on_batch(photo[None, :64, :64], return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["bpp"] > 0
+    export.export_codec(model, str(tmp_path / "codec"))
+    export.export_servable(model, str(tmp_path / "servable"))
+    codec = export.load_codec(str(tmp_path / "codec"))
+    np.testing.assert_array_equal(codec.decompress(codec.compress(image)).numpy(),
+                                  model.decompress(model.compress(image)).numpy())
+
+
+def test_unknown_stream_layout_is_rejected():
+    with pytest.raises(ValueError, match="streams"):
+        build_model("tiny", streams="lab")

@@ -9,6 +9,10 @@ Data flow (H x W RGB image, latent grid h x w = ceil(H/8) x ceil(W/8)):
     bits_Y -> luma decoder -> Y^, luma features at 1/8, 1/4, 1/2, 1
     bits_C + luma features -> colour decoder (decoder fusion) -> CbCr^
 
+``streams="rgb"`` is the single-stream baseline of the ablation: one encoder/decoder
+pair on RGB (3 channels in, 3 out), ``code_y`` code channels, no colour code (n_C = 0);
+the same loss, importance map, entropy model and file format.
+
 One importance map, computed from both streams' encoder features, masks both
 codes: level l keeps ceil(n_Y l / L) luma and ceil(n_C l / L) colour channels, so
 the two streams always share one rate allocation and colour cannot starve luma
@@ -68,29 +72,37 @@ class TwoStreamCodec(tf.keras.Model):
     def __init__(self, filters_y, filters_c, num_blocks, num_groups, code_y, code_c, levels,
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge",
-                 fuse_encoder=True, fuse_decoder=True, model_id=None, **kwargs):
+                 fuse_encoder=True, fuse_decoder=True, streams="ycbcr", model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
         if rate_penalty not in ("hinge", "absolute"):
             raise ValueError(f"rate_penalty must be 'hinge' or 'absolute', not {rate_penalty!r}")
+        if streams not in ("ycbcr", "rgb"):
+            raise ValueError(f"streams must be 'ycbcr' or 'rgb', not {streams!r}")
+        if streams == "rgb":
+            code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
             filters_y=filters_y, filters_c=filters_c, num_blocks=num_blocks, num_groups=num_groups,
             code_y=code_y, code_c=code_c, levels=levels, lmbda=float(lmbda), gamma=float(gamma),
             rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
             rate_penalty=rate_penalty,
-            fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder),
+            fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
         self.levels = levels
         self.code_channels = (code_y, code_c)
+        self.rgb_stream = streams == "rgb"
         self.enc_y = StreamEncoder(filters_y, code_y, num_blocks, num_groups, name="enc_y")
-        self.enc_c = StreamEncoder(filters_c, code_c, num_blocks, num_groups, fuse=fuse_encoder,
-                                   name="enc_c")
         self.importance = ImportanceNet(max(filters_y // 2, 8), name="importance")
-        self.dec_y = StreamDecoder(filters_y, 1, num_blocks, num_groups, name="dec_y")
-        self.dec_c = StreamDecoder(filters_c, 2, num_blocks, num_groups, fuse=fuse_decoder,
-                                   name="dec_c")
+        self.dec_y = StreamDecoder(filters_y, 3 if self.rgb_stream else 1, num_blocks, num_groups,
+                                   name="dec_y")
+        self.enc_c = self.dec_c = None
+        if not self.rgb_stream:
+            self.enc_c = StreamEncoder(filters_c, code_c, num_blocks, num_groups,
+                                       fuse=fuse_encoder, name="enc_c")
+            self.dec_c = StreamDecoder(filters_c, 2, num_blocks, num_groups, fuse=fuse_decoder,
+                                       name="dec_c")
         self.entropy = EntropyModel(self.code_channels, levels, name="entropy")
         self.trackers = {m: tf.keras.metrics.Mean(name=m) for m in _METRICS}
 
@@ -127,15 +139,20 @@ class TwoStreamCodec(tf.keras.Model):
         the continuous level of the chosen images (training with random levels);
         ``importance_grad`` (if given) scales the gradient reaching the importance map.
         """
-        ycc = rgb_to_ycbcr(tf.cast(rgb, tf.float32)) - 0.5
         dtype = self.enc_y.compute_dtype
-        feat_y, code_y = self.enc_y(tf.cast(ycc[..., :1], dtype))
-        feat_c, code_c = self.enc_c(tf.cast(ycc[..., 1:], dtype), side=feat_y)
+        if self.rgb_stream:
+            feat_y, code_y = self.enc_y(tf.cast(tf.cast(rgb, tf.float32) - 0.5, dtype))
+            features = feat_y
+            code_c = tf.zeros(tf.concat([tf.shape(code_y)[:3], [0]], 0))
+        else:
+            ycc = rgb_to_ycbcr(tf.cast(rgb, tf.float32)) - 0.5
+            feat_y, code_y = self.enc_y(tf.cast(ycc[..., :1], dtype))
+            feat_c, code_c = self.enc_c(tf.cast(ycc[..., 1:], dtype), side=feat_y)
+            features = tf.concat([feat_y, tf.cast(feat_c, feat_y.dtype)], -1)
         # The importance net reads detached encoder features: the rate term's gradient
         # (through the masks) then trains the map alone and never reaches the code
         # features (seen: with lambda * |R - target| flowing into the encoders, the
         # distortion rose steadily from step ~350 until the output was garbage).
-        features = tf.concat([feat_y, tf.cast(feat_c, feat_y.dtype)], -1)
         p = self.importance(tf.stop_gradient(features))
         if importance_grad is not None:
             p = tf.stop_gradient(p) + importance_grad * (p - tf.stop_gradient(p))
@@ -158,6 +175,8 @@ class TwoStreamCodec(tf.keras.Model):
         the importance map collapsed to level 0 even with lambda = 0.)
         """
         y, features = self.dec_y(2.0 * bits_y - mask_y)
+        if self.rgb_stream:  # the single RGB stream: y holds R, G, B
+            return rgb_to_ycbcr(y + 0.5)
         c, _ = self.dec_c(2.0 * bits_c - mask_c, side=features)
         return tf.concat([y, c], -1) + 0.5
 
@@ -166,6 +185,8 @@ class TwoStreamCodec(tf.keras.Model):
         level = latents["level"]
         total = tf.reduce_sum(self.entropy.level_cost(level), axis=[1, 2])
         for s, name in enumerate(("y", "c")):
+            if not self.code_channels[s]:
+                continue
             to_chw = lambda t: tf.transpose(t, [0, 3, 1, 2])  # noqa: E731
             bits_int = tf.cast(to_chw(latents[f"bits_{name}"]), tf.int32)
             index = self.entropy.stream_bit_index(bits_int, level, s)
@@ -289,6 +310,8 @@ class TwoStreamCodec(tf.keras.Model):
         order = tf.argsort(tf.reshape(checkerboard(h, w), [-1]), stable=True)
         for s, b in enumerate(bits):
             n = self.code_channels[s]
+            if not n:
+                continue
             index = em.stream_bit_index(b, level, s) + em.num_level_rows
             keep = tf.transpose(ops.keep_mask_int(level, n, self.levels), [2, 0, 1])
             flat = lambda t: tf.gather(tf.reshape(t, [n, -1]), order, axis=1)  # noqa: E731
@@ -328,7 +351,7 @@ class TwoStreamCodec(tf.keras.Model):
                     cur = tf.tensor_scatter_nd_update(cur, pos, values)
                 channels.append(cur)
                 prev = cur
-            bits.append(tf.stack(channels, -1))
+            bits.append(tf.stack(channels, -1) if n else tf.zeros([h, w, 0], tf.int32))
         ok = tfc.entropy_decode_finalize(handle)
         return level, bits, ok
 

@@ -52,6 +52,8 @@ def build_parser():
     m.add_argument("--no-decoder-fusion", action="store_true")
     m.add_argument("--code-y", type=int, help="luma code channels (default: the configuration's)")
     m.add_argument("--code-c", type=int, help="colour code channels (default: the configuration's)")
+    m.add_argument("--streams", choices=["ycbcr", "rgb"], default="ycbcr",
+                   help="ycbcr: the two-stream codec; rgb: one RGB stream (ablation baseline)")
     h = p.add_argument_group("loss (default: the model's own, or the configuration's)")
     h.add_argument("--lmbda", type=float, help="rate weight lambda (default 0.1)")
     h.add_argument("--gamma", type=float, help="chroma L1 weight gamma (default 1)")
@@ -149,7 +151,8 @@ def main(argv=None):
             model = load_model(args.init_from, **overrides)
         else:
             config = dict(CONFIGS[args.config], fuse_encoder=not args.no_encoder_fusion,
-                          fuse_decoder=not args.no_decoder_fusion, **overrides)
+                          fuse_decoder=not args.no_decoder_fusion, streams=args.streams,
+                          **overrides)
             config.update({k: v for k, v in (("code_y", args.code_y), ("code_c", args.code_c))
                            if v is not None})
             model = build_model(config)
