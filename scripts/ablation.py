@@ -45,6 +45,8 @@ def variant_flags(overrides):
         else:
             flags += [f"--{key.replace('_', '-')}", str(value)]
     return flags
+
+
 COMMON = ["--config", "compact", "--lmbda", "1", "--target-bpp", "0.15", "--rate-penalty",
           "absolute", "--rate-warmup-steps", "500", "--offset-range", "1", "--random-level-prob",
           "0.1", "--learning-rate", "3e-4", "--steps-per-epoch", "250", "--mixed-precision",
