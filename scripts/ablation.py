@@ -22,6 +22,7 @@ trained again, and one whose OUT/tfycc-NAME.json exists is not evaluated again
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -49,10 +50,19 @@ def variant_flags(overrides):
 
 COMMON = ["--config", "compact", "--lmbda", "1", "--target-bpp", "0.15", "--rate-penalty",
           "absolute", "--rate-warmup-steps", "500", "--offset-range", "1", "--random-level-prob",
-          "0.1", "--learning-rate", "3e-4", "--steps-per-epoch", "250", "--mixed-precision",
-          "--seed", "7"]
+          "0.1", "--learning-rate", "3e-4", "--steps-per-epoch", "250", "--seed", "7"]
 METRICS = (("psnr-rgb", "PSNR-RGB", 2), ("ms-ssim-rgb", "MS-SSIM", 4), ("psnr-cbcr", "PSNR-CbCr", 2),
            ("ciede2000", "CIEDE2000", 2))
+
+
+def _machine():
+    """CPU model and core count (Linux), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        return f"{name}, {os.cpu_count()} cores"
+    except (OSError, StopIteration):
+        return platform.machine()
 
 
 def _tfycc(*args):
@@ -74,6 +84,8 @@ def main(argv=None):
     p.add_argument("--offsets", default="-3,-2,-1,0,1,2")
     p.add_argument("--at", default="0.1,0.15,0.2", help="bpp at which the table compares")
     p.add_argument("--again", action="store_true", help="retrain and re-evaluate every variant")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="train in mixed_bfloat16 (faster only on CPUs with AVX512_BF16/AMX)")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
     from tfycc.evaluate import at_bpp
@@ -90,7 +102,12 @@ def main(argv=None):
         if args.again or not (done or have):
             _tfycc("train", "--data", args.data, "--out", run, "--steps", str(args.steps),
                    "--model-id", f"tfycc-ablation-{name}", *COMMON,
+                   *(["--mixed-precision"] if args.mixed_precision else []),
                    *variant_flags(VARIANTS[name]), *(["--force"] if args.again else []))
+            with open(os.path.join(run, "train_info.json")) as f:
+                info = json.load(f)
+            with open(os.path.join(args.out, f"{name}-train.json"), "w") as f:
+                json.dump(dict(info, machine=_machine()), f, indent=2)
     # --reuse keeps the results of variants evaluated before (their runs may be gone).
     _tfycc("evaluate", "--data", args.kodak, "--models",
            *[os.path.join(args.runs, n) for n in names], "--anchors", "none",
@@ -99,18 +116,24 @@ def main(argv=None):
     targets = [float(t) for t in args.at.split(",")]
     lines = [f"Variants trained {args.steps} steps each (batch 8 x 128^2, same seed and settings); "
              "Kodak, real files, values interpolated at each bpp (— outside the curve).", "",
-             "| variant | parameters | bpp | " + " | ".join(m[1] for m in METRICS) + " |",
-             "|---|---|---|" + "---|" * len(METRICS)]
+             "| variant | parameters | training | bpp | " + " | ".join(m[1] for m in METRICS) + " |",
+             "|---|---|---|---|" + "---|" * len(METRICS)]
     for name in names:
         with open(os.path.join(args.out, f"tfycc-{name}.json")) as f:
             res = json.load(f)
         params = build_model("compact", **VARIANTS[name]).count_params()
+        trained = "—"  # variants trained before this record existed: see docs/ablation.md
+        if os.path.exists(os.path.join(args.out, f"{name}-train.json")):
+            with open(os.path.join(args.out, f"{name}-train.json")) as f:
+                info = json.load(f)
+            trained = f"{info['steps']} steps, {info['wall_seconds']:.0f} s, {info['precision']}"
         for t in targets:
             cells = []
             for key, _, digits in METRICS:
                 v = at_bpp(res, key, t)
                 cells.append("—" if v is None else f"{v:.{digits}f}")
-            lines.append(f"| {name} | {params / 1e6:.2f} M | {t:g} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {params / 1e6:.2f} M | {trained} | {t:g} | "
+                         + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "ablation.md"), "w") as f:
         f.write(text)
