@@ -181,3 +181,54 @@ def test_single_stream_rgb_variant_is_a_complete_codec(photo, tmp_path):
 def test_unknown_stream_layout_is_rejected():
     with pytest.raises(ValueError, match="streams"):
         build_model("tiny", streams="lab")
+
+
+def test_tables_learn_to_lower_the_rate_even_when_the_penalty_wants_it_higher(photo):
+    """Under lambda * |R - target| with R < target, the rate term's gradient says "raise R";
+    the probability tables must still fit the latents (minimise R), only the importance map
+    may follow the penalty."""
+    model = varied_tiny("tfycc-test-split", lmbda=10.0, target_bpp=100.0, rate_penalty="absolute",
+                        offset_range=0.0, random_level_prob=0.0, rate_warmup_steps=0)
+    x = tf.cast(photo[None, :64, :64], tf.float32) / 255.0
+    tables = [model.entropy.bit_logits, model.entropy.level_logits]
+
+    def rate():
+        return float(model.rate(model.analyze(x))[0])
+
+    before = rate()
+    opt = tf.keras.optimizers.SGD(0.5)
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = model(x, training=True)["loss"]
+        opt.apply_gradients(zip(tape.gradient(loss, tables), tables))
+    assert rate() < 0.95 * before, (before, rate())
+    lat = model.analyze(x)
+    masks_part, tables_part = model.rate(lat, split=True)
+    np.testing.assert_allclose(masks_part.numpy(), tables_part.numpy(), rtol=1e-6)
+
+
+def test_fitting_tables_to_counts_gives_the_counted_rate_minimum(photo):
+    model = varied_tiny("tfycc-test-fit")
+    em = model.entropy
+    image = _pad_to_grid(tf.cast(photo[None], tf.float32) / 255.0)
+    lat = model.analyze(image)
+    counts = em.context_counts(lat["level"][0], [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in "yc"])
+    rows, ones, levels = counts
+    kept = float(tf.reduce_sum(lat["mask_y"]) + tf.reduce_sum(lat["mask_c"]))
+    assert rows.sum() == kept and levels.sum() == lat["level"].shape[1] * lat["level"].shape[2]
+    # counts_cost is the model's own rate of these latents, and fitting can only lower it.
+    model_bits = float(model.rate(lat)[0])
+    assert em.counts_cost(*counts) == pytest.approx(model_bits, rel=1e-4)
+    em.fit_tables(*counts, prior=1e-3)
+    fitted = em.counts_cost(*counts)
+    assert fitted < 0.9 * model_bits
+    # ... down to the empirical entropy (the tables now hold the counted frequencies).
+    p = np.where(rows > 0, ones / np.maximum(rows, 1), 0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h_bits = -np.nansum(ones * np.log2(p) + (rows - ones) * np.log2(1 - p))
+        q = levels / np.maximum(levels.sum(-1, keepdims=True), 1)
+        h_levels = -np.nansum(levels * np.log2(np.where(q > 0, q, 1)))
+    assert fitted == pytest.approx(h_bits + h_levels, rel=0.02, abs=8)
+    # The coder tables follow: the file shrinks and still decodes.
+    data = model.compress(photo).numpy()
+    assert model.decompress(data).numpy().shape == photo.shape

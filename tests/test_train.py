@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -100,3 +101,35 @@ def test_two_worker_multiworker_mirrored_run_completes(images, tmp_path):
         assert p.returncode == 0, output[-3000:]
         assert "2 replica(s)" in output
     assert (tmp_path / "w0" / "config.json").exists()  # the chief saves the model
+
+
+def test_calibrate_refits_the_tables_saves_and_exports_under_a_new_id(images, tmp_path):
+    from conftest import varied_tiny
+    from tfycc.model import load_model, save_model
+    from tfycc.train import calibrate_main
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    model = varied_tiny("tfycc-tiny-20260101-00000000")
+    save_model(model, str(src))
+    assert calibrate_main([str(src), str(out), "--data", str(images), "--offsets=-1,0"]) == 0
+    again = load_model(str(out))
+    assert again.model_id.startswith("tfycc-tiny-") and again.model_id != model.model_id
+    assert (out / "codec" / "saved_model.pb").exists() and (out / "servable" / "saved_model.pb").exists()
+    assert not np.allclose(again.entropy.bit_freq1.numpy(), model.entropy.bit_freq1.numpy())
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    assert len(again.compress(photo).numpy()) < len(model.compress(photo).numpy())
+    # Never overwrite without --force; bad input is exit code 2.
+    assert calibrate_main([str(src), str(out), "--data", str(images)]) == 2
+    assert calibrate_main([str(tmp_path), str(tmp_path / "x"), "--data", str(images)]) == 2
+    assert calibrate_main([str(src), str(tmp_path / "y"), "--data", str(tmp_path / "none*")]) == 2
+
+
+def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):
+    from tfycc.train import cpu_has_bf16
+
+    f = tmp_path / "cpuinfo"
+    f.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2\n")
+    assert not cpu_has_bf16(str(f))
+    f.write_text("flags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_bf16(str(f))
+    assert cpu_has_bf16(str(tmp_path / "missing"))

@@ -1,4 +1,5 @@
-"""The ``tfycc`` command line: compress, decompress, info, demo, train, export, evaluate.
+"""The ``tfycc`` command line: compress, decompress, info, demo, train, calibrate, export,
+evaluate.
 
 Every subcommand is ``main(argv)``-testable.  Bad input (missing or unreadable
 files, foreign or damaged bitstreams, existing outputs without --force) ends in
@@ -367,6 +368,7 @@ def build_parser():
 
     for name, helptext in (("train", "train a model (tfycc train --help)"),
                            ("export", "export SavedModels (tfycc export --help)"),
+                           ("calibrate", "refit a model's coding tables (tfycc calibrate --help)"),
                            ("evaluate", "rate-distortion on an image set (tfycc evaluate --help)"),
                            ("saved-model-cli", "saved_model_cli with the codec's ops loaded")):
         t = sub.add_parser(name, help=helptext, add_help=False)
@@ -380,6 +382,10 @@ def main(argv=None):
         from . import train
 
         return train.main(argv[1:])
+    if argv and argv[0] == "calibrate":
+        from . import train
+
+        return train.calibrate_main(argv[1:])
     if argv and argv[0] == "export":
         from . import export
 

@@ -135,6 +135,55 @@ class EntropyModel(tf.keras.layers.Layer):
         logits = tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level))
         return -tf.gather(tf.nn.log_softmax(logits), level, batch_dims=len(level.shape)) / np.log(2.0)
 
+    # ----- fitting the tables to counts ----------------------------------------------
+    def context_counts(self, level, bits):
+        """Symbol counts of one image's latents, per table row (NumPy).
+
+        level: int [h, w]; bits: per stream int [h, w, n] (kept bits; the rest 0).
+        Returns (bit_rows [R]: bits seen per row, bit_ones [R]: ones among them,
+        level_counts [L + 2, L + 1]: level per level context).
+        """
+        level = tf.convert_to_tensor(level, tf.int32)
+        rows, ones = np.zeros(self.num_bit_rows), np.zeros(self.num_bit_rows)
+        for s, b in enumerate(bits):
+            n = self.code_channels[s]
+            if not n:
+                continue
+            b = tf.transpose(tf.convert_to_tensor(b, tf.int32), [2, 0, 1])
+            index = self.stream_bit_index(b, level, s).numpy()
+            keep = (level.numpy()[None] * n > np.arange(n)[:, None, None] * self.levels)
+            rows += np.bincount(index[keep], minlength=self.num_bit_rows)
+            ones += np.bincount(index[keep], weights=b.numpy()[keep], minlength=self.num_bit_rows)
+        levels = np.zeros([self.num_level_rows, self.levels + 1])
+        np.add.at(levels, (self.level_index(level).numpy().ravel(), level.numpy().ravel()), 1)
+        return rows, ones, levels
+
+    def counts_cost(self, bit_rows, bit_ones, level_counts):
+        """Bits that the float tables spend on symbols with these counts (NumPy float)."""
+        p1 = 1.0 / (1.0 + np.exp(-self.bit_logits.numpy().astype(np.float64) * _LOGIT_SCALE))
+        z = self.level_logits.numpy().astype(np.float64) * _LOGIT_SCALE
+        log_pmf = z - z.max(-1, keepdims=True)
+        log_pmf -= np.log(np.exp(log_pmf).sum(-1, keepdims=True))
+        nats = -(bit_ones * np.log(p1) + (bit_rows - bit_ones) * np.log1p(-p1)).sum()
+        return float(nats - (level_counts * log_pmf).sum()) / np.log(2.0)
+
+    def fit_tables(self, bit_rows, bit_ones, level_counts, prior=2.0):
+        """Set the tables to the counts' frequencies (``context_counts`` summed over images).
+
+        Each row's current probabilities act as ``prior`` pseudo-counts, so rows seen
+        rarely (or never) keep what training taught them.  Then ``update_tables``.
+        """
+        p1 = 1.0 / (1.0 + np.exp(-self.bit_logits.numpy().astype(np.float64) * _LOGIT_SCALE))
+        p1 = np.clip((bit_ones + prior * p1) / (bit_rows + prior), 1e-4, 1.0 - 1e-4)
+        self.bit_logits.assign((np.log(p1 / (1.0 - p1)) / _LOGIT_SCALE).astype(np.float32))
+        z = self.level_logits.numpy().astype(np.float64) * _LOGIT_SCALE
+        pmf = np.exp(z - z.max(-1, keepdims=True))
+        pmf /= pmf.sum(-1, keepdims=True)
+        pmf = (level_counts + prior * pmf) / (level_counts.sum(-1, keepdims=True) + prior)
+        z = np.log(np.maximum(pmf, 1e-6))
+        self.level_logits.assign(((z - z.max(-1, keepdims=True)) / _LOGIT_SCALE).astype(np.float32))
+        self.update_tables()
+
     # ----- coder tables -----------------------------------------------------------
     def update_tables(self):
         """Freeze the float tables into the int32 coder tables (call before exporting)."""

@@ -18,7 +18,7 @@ codes: level l keeps ceil(n_Y l / L) luma and ceil(n_C l / L) colour channels, s
 the two streams always share one rate allocation and colour cannot starve luma
 (or the reverse).  Only the levels and the kept bits go into the file.
 
-Loss: |Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) + lambda * max(0, R - target)
+Loss: |Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) + lambda * max(0, R - target) + R_tables
 (``rate_penalty="hinge"``, Li et al.'s threshold) or lambda * |R - target|
 (``"absolute"``: also pushes the rate *up* to the target -- seen needed early in
 training, when the distortion gradient alone kept lowering the levels below target),
@@ -28,7 +28,10 @@ distortion alone first pushes the map down; warming up lets the bits become
 useful before the map and the rate term act)
 with R the entropy model's rate in bits per pixel (``rate_term="entropy"``, the
 real file cost) or the importance-map proxy sum(p) (n_Y + n_C) / pixels
-(``rate_term="importance"``, Li et al.'s term).
+(``rate_term="importance"``, Li et al.'s term).  R_tables is the same entropy-model
+rate with its gradient reaching only the probability tables, which thus always fit
+the latents (see ``rate``); after training, ``tfycc calibrate`` refits them exactly
+from counts on whole training images.
 """
 import json
 import os
@@ -180,10 +183,20 @@ class TwoStreamCodec(tf.keras.Model):
         c, _ = self.dec_c(2.0 * bits_c - mask_c, side=features)
         return tf.concat([y, c], -1) + 0.5
 
-    def rate(self, latents):
-        """Entropy-model rate of each image of a batch, in bits: float32 [B]."""
+    def rate(self, latents, split=False):
+        """Entropy-model rate of each image of a batch, in bits: float32 [B].
+
+        ``split=True`` returns it twice, (for_masks, for_tables), equal in value but not
+        in gradient: the first reaches the importance map (through the masks) only, the
+        second the probability tables only.  The tables must always *minimise* the rate
+        (be the best code for the latents), whatever the rate penalty does: under
+        lambda * |R - target| a shared term pushed the tables to *raise* the cost while
+        R < target (seen: the shipped model's level table put its mode on level 4 where
+        the data had levels 0 and 3, 3.1 bits per level against an entropy of 1.7).
+        """
         level = latents["level"]
-        total = tf.reduce_sum(self.entropy.level_cost(level), axis=[1, 2])
+        table_total = tf.reduce_sum(self.entropy.level_cost(level), axis=[1, 2])
+        total = tf.stop_gradient(table_total)
         for s, name in enumerate(("y", "c")):
             if not self.code_channels[s]:
                 continue
@@ -194,8 +207,12 @@ class TwoStreamCodec(tf.keras.Model):
             # every code towards its majority value (all-zero, informationless codes).  The
             # rate reaches the encoder through the importance map (masks) only, as in Li et al.
             cost = self.entropy.bit_cost(tf.stop_gradient(to_chw(latents[f"raw_{name}"])), index)
-            total += tf.reduce_sum(cost * to_chw(latents[f"mask_{name}"]), axis=[1, 2, 3])
-        return total
+            mask = to_chw(latents[f"mask_{name}"])
+            total += tf.reduce_sum(tf.stop_gradient(cost) * mask, axis=[1, 2, 3])
+            table_total += tf.reduce_sum(cost * tf.stop_gradient(mask), axis=[1, 2, 3])
+        if split:
+            return total, table_total
+        return total + table_total - tf.stop_gradient(table_total)
 
     def call(self, rgb, training=False):
         """RGB [B, H, W, 3] float in [0, 1] -> dict(rgb reconstruction and losses).
@@ -229,7 +246,9 @@ class TwoStreamCodec(tf.keras.Model):
         # Rates in bits per pixel, averaged over the images whose levels are real.
         pixels = tf.cast(tf.reduce_prod(tf.shape(rgb)[1:3]), tf.float32) * tf.maximum(
             tf.reduce_sum(real), 1.0)
-        bpp = tf.reduce_sum(self.rate(lat) * real) / pixels
+        rate_masks, rate_tables = self.rate(lat, split=True)
+        bpp = tf.reduce_sum(rate_masks * real) / pixels
+        table_bpp = tf.reduce_sum(rate_tables * real) / pixels
         kept = tf.reduce_sum(lat["mask_y"], [1, 2, 3]) + tf.reduce_sum(lat["mask_c"], [1, 2, 3])
         kept_bpp = tf.reduce_sum(kept * real) / pixels
         importance_bpp = tf.reduce_sum(tf.reduce_sum(lat["p"], [1, 2, 3]) * real) * float(
@@ -242,7 +261,7 @@ class TwoStreamCodec(tf.keras.Model):
         rgb_hat = tf.clip_by_value(ycbcr_to_rgb(ycc_hat), 0.0, 1.0)
         return dict(
             rgb=rgb_hat,
-            loss=distortion + self.hparams["lmbda"] * rate_loss,
+            loss=distortion + self.hparams["lmbda"] * rate_loss + table_bpp,
             distortion=distortion, bpp=bpp, kept_bpp=kept_bpp, importance_bpp=importance_bpp,
             psnr=tf.reduce_mean(tf.image.psnr(rgb, rgb_hat, 1.0)),
             level=tf.reduce_sum(tf.reduce_mean(tf.cast(lat["level"], tf.float32), [1, 2]) * real)

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-__all__ = ["main", "make_strategy"]
+__all__ = ["main", "make_strategy", "calibrate", "calibrate_main", "cpu_has_bf16"]
 
 
 def make_strategy(cpu_replicas=1):
@@ -33,6 +33,17 @@ def make_strategy(cpu_replicas=1):
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
         return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_replicas)])
     return tf.distribute.MirroredStrategy()
+
+
+def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX); True if unknown."""
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")),
+                         None)
+    except OSError:
+        return True
+    return flags is None or bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def build_parser():
@@ -96,6 +107,89 @@ def _schedule(args):
     raise SystemExit("tfycc train: error: give --steps N or --epochs N")
 
 
+def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=False):
+    """Refit the entropy model's tables exactly to counts on whole images (``files``).
+
+    Training fits the tables by gradient on 128^2 patches, mixed with random level
+    offsets; counting the contexts of whole images at each of ``offsets`` (level
+    shifts that ``compress --bpp`` uses) gives the tables those files need.  Images
+    are centre-cropped to at most ``max_side``.  Returns the model's own estimate of
+    the mean bits per pixel over those images and offsets, before and after.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from . import data as data_lib
+    from .model import _pad_to_grid
+
+    analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
+    em = model.entropy
+    sums = [np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
+            np.zeros([em.num_level_rows, model.levels + 1])]
+    pixels = 0
+    for f in tqdm(files, desc="calibrate", unit="image", disable=not progress):
+        image = data_lib.decode_image(tf.io.read_file(f))
+        h, w = min(image.shape[0], max_side), min(image.shape[1], max_side)
+        y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+        x = _pad_to_grid(tf.cast(image[None, y0:y0 + h, x0:x0 + w], tf.float32) / 255.0)
+        for off in offsets:
+            lat = analyze(x, tf.constant(float(off)))
+            bits = [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in ("y", "c")]
+            for total, part in zip(sums, em.context_counts(lat["level"][0], bits)):
+                total += part
+            pixels += h * w
+    before = em.counts_cost(*sums) / pixels
+    em.fit_tables(*sums)
+    return before, em.counts_cost(*sums) / pixels
+
+
+def calibrate_main(argv=None):
+    """tfycc calibrate MODEL OUT --data GLOB: refit the coding tables, save and export."""
+    p = argparse.ArgumentParser(prog="tfycc calibrate", description=calibrate.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="a trained or shipped model directory")
+    p.add_argument("out", help="output model directory (config, weights, codec, servable)")
+    p.add_argument("--data", action="append", required=True, metavar="GLOB",
+                   help="training images (never the evaluation set); repeatable")
+    p.add_argument("--images", type=int, default=120, help="random images used (default 120)")
+    p.add_argument("--offsets", default="-2,-1,0,1,2", help="level offsets (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-id", help="id of the result (default: a new tfycc-CONFIG-DATE-HASH)")
+    p.add_argument("--force", action="store_true", help="overwrite a model in OUT")
+    args = p.parse_args(argv)
+    try:
+        offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
+        from . import data as data_lib
+
+        files = data_lib.list_images(args.data)
+        if not os.path.isfile(os.path.join(args.model, "config.json")):
+            raise ValueError(f"{args.model} holds no config.json")
+        if os.path.exists(os.path.join(args.out, "config.json")) and not args.force:
+            raise ValueError(f"{args.out} already holds a model (use --force)")
+    except ValueError as e:
+        print(f"tfycc calibrate: error: {e}", file=sys.stderr)
+        return 2
+    import random
+
+    from . import export
+    from .model import load_model, save_model
+
+    files = sorted(random.Random(args.seed).sample(files, min(args.images, len(files))))
+    model = load_model(args.model)
+    old_id = model.model_id
+    before, after = calibrate(model, files, offsets, progress=True)
+    parts = old_id.split("-")
+    model.model_id = args.model_id or export.default_model_id(
+        model, parts[1] if len(parts) > 3 and parts[0] == "tfycc" else "model")
+    save_model(model, args.out)
+    export.export_codec(model, os.path.join(args.out, "codec"))
+    export.export_servable(model, os.path.join(args.out, "servable"))
+    print(f"tfycc calibrate: {old_id} -> {model.model_id} in {args.out}: estimated "
+          f"{before:.4f} -> {after:.4f} bpp on {len(files)} images x {len(offsets)} offsets")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if not args.data and not args.tfds:
@@ -118,6 +212,10 @@ def main(argv=None):
         tf.keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        if not tf.config.list_physical_devices("GPU") and not cpu_has_bf16():
+            print("tfycc train: warning: this CPU has no AVX512_BF16/AMX: bfloat16 is emulated "
+                  "and trains far slower than float32 (seen: ~100x); drop --mixed-precision",
+                  file=sys.stderr, flush=True)
 
     try:
         if args.tfds:
