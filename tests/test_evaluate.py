@@ -169,6 +169,13 @@ def test_evaluate_two_images_two_anchors_and_a_model(two_images, exported_tiny, 
     assert evaluate.main(argv + ["--reuse", "--no-plots"]) == 0
     assert (out / "jpeg.json").stat().st_mtime_ns == stamp
     assert "3 reused" in capsys.readouterr().out
+    # ... but not a model's results once the model changed (another id).
+    model = json.loads((out / "tfycc-tiny.json").read_text())
+    model["model_id"] = "tfycc-tiny-older-version"
+    (out / "tfycc-tiny.json").write_text(json.dumps(model))
+    assert evaluate.main(argv + ["--reuse", "--no-plots"]) == 0
+    assert "1 codec(s) run, 2 reused" in capsys.readouterr().out
+    assert json.loads((out / "tfycc-tiny.json").read_text())["model_id"] != "tfycc-tiny-older-version"
 
 
 def test_evaluate_reads_kodak_through_tfds(two_images, tmp_path, capsys):

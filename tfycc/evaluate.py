@@ -19,6 +19,7 @@ tfycc model against each anchor) and ``rd.png`` / ``rd-*.png`` plots.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -102,7 +103,7 @@ def evaluate_model(model, images, offsets, progress=None):
             if progress is not None:
                 progress.update()
     keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
-    return dict(name=model_result_name(model),
+    return dict(name=model_result_name(model), model_id=model_id,
                 description=f"tfycc model {model_id}, real files, {len(images)} images",
                 kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
 
@@ -271,12 +272,29 @@ def plot(results, out_dir, title):
 
 
 # ----- the command -------------------------------------------------------------------
-def _reusable(path, images, points, point_key):
-    """A previous result at ``path`` for exactly these images and rate points, or None."""
+def _current_model_id(model):
+    """The id of a tfycc model (shipped name or directory), or None when it is not there."""
+    from .cli import CliError, resolve_model
+
+    try:
+        with open(os.path.join(resolve_model(model), "config.json")) as f:
+            return json.load(f)["model_id"]
+    except (CliError, OSError, KeyError, ValueError):
+        return None
+
+
+def _reusable(path, images, points, point_key, model_id=None):
+    """A previous result at ``path`` for exactly these images and rate points (and, given
+    ``model_id``, of that model version), or None."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
         old = json.load(f)
+    if model_id is not None:
+        # Results written before model_id was recorded name it in their description.
+        found = re.match(r"tfycc model (\S+),", old.get("description", ""))
+        if old.get("model_id", found and found.group(1)) != model_id:
+            return None
     names = sorted({r["image"] for r in old.get("per_image", [])})
     if names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points):
         return old
@@ -329,7 +347,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="output directory (JSON, summary.md, plots)")
     p.add_argument("--reuse", action="store_true",
                    help="keep a codec's JSON already in --out when it covers the same images "
-                        "and rate points (anchors do not change between model versions)")
+                        "and rate points (and, for a tfycc model, the same model id)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -360,8 +378,9 @@ def main(argv=None):
         for kind, name in jobs:
             json_name = model_result_name(name) if kind == "model" else name
             path = os.path.join(args.out, json_name + ".json")
-            old = args.reuse and _reusable(path, images, offsets if kind == "model" else targets,
-                                           "offset" if kind == "model" else "target_bpp")
+            old = args.reuse and (
+                _reusable(path, images, offsets, "offset", _current_model_id(name))
+                if kind == "model" else _reusable(path, images, targets, "target_bpp"))
             results.append(old or None)
             if not old:
                 todo.append((len(results) - 1, kind, name, path))
