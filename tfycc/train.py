@@ -146,8 +146,12 @@ def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=Fa
 
 def calibrate_main(argv=None):
     """tfycc calibrate MODEL OUT --data GLOB: refit the coding tables, save and export."""
-    p = argparse.ArgumentParser(prog="tfycc calibrate", description=calibrate.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="tfycc calibrate", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Refit a trained model's entropy-coding tables to the symbol counts of "
+        "whole training\nimages at several level offsets, then save and export the result "
+        "under a new model id\n(files of the old model stay decodable by the old model only).",
+        epilog="example: tfycc calibrate runs/c7 runs/c7-cal --data ../shared/data/train")
     p.add_argument("model", help="a trained or shipped model directory")
     p.add_argument("out", help="output model directory (config, weights, codec, servable)")
     p.add_argument("--data", action="append", required=True, metavar="GLOB",
