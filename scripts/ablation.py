@@ -57,12 +57,10 @@ METRICS = (("psnr-rgb", "PSNR-RGB", 2), ("ms-ssim-rgb", "MS-SSIM", 4), ("psnr-cb
 
 def _machine():
     """CPU model and core count (Linux), else the architecture."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-        return f"{name}, {os.cpu_count()} cores"
-    except (OSError, StopIteration):
-        return platform.machine()
+    from tfycc.train import cpu_info
+
+    name = cpu_info("model name")
+    return f"{name}, {os.cpu_count()} cores" if name else platform.machine()
 
 
 def _tfycc(*args):

@@ -143,6 +143,8 @@ class EntropyModel(tf.keras.layers.Layer):
         Returns (bit_rows [R]: bits seen per row, bit_ones [R]: ones among them,
         level_counts [L + 2, L + 1]: level per level context).
         """
+        from .ops import keep_mask_int
+
         level = tf.convert_to_tensor(level, tf.int32)
         rows, ones = np.zeros(self.num_bit_rows), np.zeros(self.num_bit_rows)
         for s, b in enumerate(bits):
@@ -151,19 +153,25 @@ class EntropyModel(tf.keras.layers.Layer):
                 continue
             b = tf.transpose(tf.convert_to_tensor(b, tf.int32), [2, 0, 1])
             index = self.stream_bit_index(b, level, s).numpy()
-            keep = (level.numpy()[None] * n > np.arange(n)[:, None, None] * self.levels)
+            keep = tf.transpose(keep_mask_int(level, n, self.levels), [2, 0, 1]).numpy()
             rows += np.bincount(index[keep], minlength=self.num_bit_rows)
             ones += np.bincount(index[keep], weights=b.numpy()[keep], minlength=self.num_bit_rows)
         levels = np.zeros([self.num_level_rows, self.levels + 1])
         np.add.at(levels, (self.level_index(level).numpy().ravel(), level.numpy().ravel()), 1)
         return rows, ones, levels
 
-    def counts_cost(self, bit_rows, bit_ones, level_counts):
-        """Bits that the float tables spend on symbols with these counts (NumPy float)."""
+    def _float_tables(self):
+        """The float tables (NumPy float64): P(bit = 1) [R] and level weights [C, L + 1]
+        (each row proportional to its pmf, largest entry 1; ``update_tables`` quantizes
+        exactly these, so the int32 tables of a shipped model never change)."""
         p1 = 1.0 / (1.0 + np.exp(-self.bit_logits.numpy().astype(np.float64) * _LOGIT_SCALE))
         z = self.level_logits.numpy().astype(np.float64) * _LOGIT_SCALE
-        log_pmf = z - z.max(-1, keepdims=True)
-        log_pmf -= np.log(np.exp(log_pmf).sum(-1, keepdims=True))
+        return p1, np.exp(z - z.max(-1, keepdims=True))
+
+    def counts_cost(self, bit_rows, bit_ones, level_counts):
+        """Bits that the float tables spend on symbols with these counts (NumPy float)."""
+        p1, weights = self._float_tables()
+        log_pmf = np.log(weights / weights.sum(-1, keepdims=True))
         nats = -(bit_ones * np.log(p1) + (bit_rows - bit_ones) * np.log1p(-p1)).sum()
         return float(nats - (level_counts * log_pmf).sum()) / np.log(2.0)
 
@@ -173,12 +181,10 @@ class EntropyModel(tf.keras.layers.Layer):
         Each row's current probabilities act as ``prior`` pseudo-counts, so rows seen
         rarely (or never) keep what training taught them.  Then ``update_tables``.
         """
-        p1 = 1.0 / (1.0 + np.exp(-self.bit_logits.numpy().astype(np.float64) * _LOGIT_SCALE))
+        p1, weights = self._float_tables()
+        pmf = weights / weights.sum(-1, keepdims=True)
         p1 = np.clip((bit_ones + prior * p1) / (bit_rows + prior), 1e-4, 1.0 - 1e-4)
         self.bit_logits.assign((np.log(p1 / (1.0 - p1)) / _LOGIT_SCALE).astype(np.float32))
-        z = self.level_logits.numpy().astype(np.float64) * _LOGIT_SCALE
-        pmf = np.exp(z - z.max(-1, keepdims=True))
-        pmf /= pmf.sum(-1, keepdims=True)
         pmf = (level_counts + prior * pmf) / (level_counts.sum(-1, keepdims=True) + prior)
         z = np.log(np.maximum(pmf, 1e-6))
         self.level_logits.assign(((z - z.max(-1, keepdims=True)) / _LOGIT_SCALE).astype(np.float32))
@@ -187,12 +193,10 @@ class EntropyModel(tf.keras.layers.Layer):
     # ----- coder tables -----------------------------------------------------------
     def update_tables(self):
         """Freeze the float tables into the int32 coder tables (call before exporting)."""
-        p1 = 1.0 / (1.0 + np.exp(-self.bit_logits.numpy().astype(np.float64) * _LOGIT_SCALE))
+        p1, weights = self._float_tables()
         freq = quantize_pmf(np.stack([1.0 - p1, p1], -1))
         self.bit_freq1.assign(freq[:, 1].astype(np.int32))
-        z = self.level_logits.numpy().astype(np.float64) * _LOGIT_SCALE
-        pmf = np.exp(z - z.max(-1, keepdims=True))
-        self.level_freq.assign(quantize_pmf(pmf).astype(np.int32))
+        self.level_freq.assign(quantize_pmf(weights).astype(np.int32))
 
     def lookup(self):
         """Coder table for tfc range coding: [L + 2 + bit rows, L + 3] int32.

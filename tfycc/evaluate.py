@@ -19,7 +19,6 @@ tfycc model against each anchor) and ``rd.png`` / ``rd-*.png`` plots.
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
@@ -290,11 +289,8 @@ def _reusable(path, images, points, point_key, model_id=None):
         return None
     with open(path) as f:
         old = json.load(f)
-    if model_id is not None:
-        # Results written before model_id was recorded name it in their description.
-        found = re.match(r"tfycc model (\S+),", old.get("description", ""))
-        if old.get("model_id", found and found.group(1)) != model_id:
-            return None
+    if model_id is not None and old.get("model_id") != model_id:
+        return None
     names = sorted({r["image"] for r in old.get("per_image", [])})
     if names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points):
         return old

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-__all__ = ["main", "make_strategy", "calibrate", "calibrate_main", "cpu_has_bf16"]
+__all__ = ["main", "make_strategy", "calibrate", "calibrate_main", "cpu_info", "cpu_has_bf16"]
 
 
 def make_strategy(cpu_replicas=1):
@@ -35,15 +35,20 @@ def make_strategy(cpu_replicas=1):
     return tf.distribute.MirroredStrategy()
 
 
-def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
-    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX); True if unknown."""
+def cpu_info(field, cpuinfo="/proc/cpuinfo"):
+    """The first value of ``field`` ("flags", "model name", ...) in cpuinfo, or None."""
     try:
         with open(cpuinfo) as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")),
-                         None)
+            return next((line.split(":", 1)[1].strip() for line in f
+                         if line.split(":", 1)[0].strip() == field), None)
     except OSError:
-        return True
-    return flags is None or bool({"avx512_bf16", "amx_bf16"} & set(flags))
+        return None
+
+
+def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX); True if unknown."""
+    flags = cpu_info("flags", cpuinfo)
+    return flags is None or bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
 def build_parser():
