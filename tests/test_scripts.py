@@ -4,6 +4,15 @@ import os
 from conftest import PHOTO, ROOT, run_python
 
 
+def _load_script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_speed_benchmark_runs_and_prints_a_table(tmp_path):
     import shutil
 
@@ -19,13 +28,9 @@ def test_speed_benchmark_runs_and_prints_a_table(tmp_path):
 
 
 def test_rd_table_interpolates_models_and_marks_partial_anchors(tmp_path, capsys):
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("rd_table", os.path.join(ROOT, "scripts",
-                                                                           "rd_table.py"))
-    rd_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rd_table)
+    rd_table = _load_script("rd_table")
     keys = ("psnr-rgb", "ms-ssim-rgb", "psnr-cbcr", "ciede2000")
     model = dict(name="tfycc-m", kind="tfycc", per_image=[{"image": "a"}, {"image": "b"}],
                  results=dict(offset=[-1, 1], bpp=[0.1, 0.4], images=[2, 2],
@@ -38,3 +43,41 @@ def test_rd_table_interpolates_models_and_marks_partial_anchors(tmp_path, capsys
     out = capsys.readouterr().out
     assert "| 0.2 | **tfycc-m** | 21.00 |" in out  # halfway in log bpp between 0.1 and 0.4
     assert "| 0.2 | jpeg (1/2 images reached it) | — |" in out
+
+
+def test_ceiling_measures_what_decompress_returns(exported_tiny, tmp_path):
+    import json
+    import shutil
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfycc import metrics
+    from tfycc.model import load_model
+
+    shutil.copy(PHOTO, tmp_path / "a.png")
+    out = tmp_path / "c.json"
+    model_dir = str(exported_tiny / "tiny")
+    assert _load_script("ceiling").main(["--model", model_dir, "--data", str(tmp_path),
+                                         "--levels", "0,2,4", "--offsets=-1,0", "--json",
+                                         str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["setting"] for r in rows] == ["level 0", "level 2", "level 4", "map, offset -1",
+                                            "map, offset +0"]
+    assert rows[0]["raw_bpp"] == 0 and rows[0]["level"] == 0
+    assert rows[2]["raw_bpp"] == (8 + 4) / 64 and rows[2]["level"] == 4  # tiny: all channels
+    assert 0 < rows[1]["raw_bpp"] < rows[2]["raw_bpp"]
+    # The map row at offset 0 is the quality of a real file's decoded image.
+    model = load_model(model_dir)
+    image = np.asarray(Image.open(PHOTO).convert("RGB"))
+    decoded = model.decompress(model.compress(tf.constant(image))).numpy()
+    assert abs(rows[4]["psnr-rgb"] - metrics.psnr(image, decoded)) < 0.02
+
+
+def test_ceiling_rejects_a_folder_without_images(exported_tiny, tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit) as e:
+        _load_script("ceiling").main(["--model", str(exported_tiny / "tiny"), "--data", str(tmp_path)])
+    assert e.value.code == 2
