@@ -28,16 +28,14 @@ def measure(model, images, levels, offsets):
     import tensorflow as tf
 
     from tfycc import metrics, ops
-    from tfycc.colour import ycbcr_to_rgb
-    from tfycc.layers import DOWNSAMPLING
+    from tfycc.model import _pad_to_grid, _ycc_to_uint8
 
     n_y, n_c = model.code_channels
     settings = [("level", lv) for lv in levels] + [("map", off) for off in offsets]
     sums = {s: np.zeros(5) for s in settings}  # mean level, raw bpp, PSNR RGB, Y, CbCr
     for image in images:
-        h, w = (np.array(image.shape[:2]) // DOWNSAMPLING) * DOWNSAMPLING
-        image = image[:h, :w]
-        x = tf.constant(image[None], tf.float32) / 255.0
+        h, w = image.shape[:2]
+        x = _pad_to_grid(tf.constant(image[None], tf.float32) / 255.0)
         for kind, value in settings:
             if kind == "level":
                 override = (tf.ones([1, 1, 1, 1], bool), tf.fill([1, 1, 1, 1], value + 0.5))
@@ -45,8 +43,7 @@ def measure(model, images, levels, offsets):
             else:
                 lat = model.analyze(x, float(value))
             ycc = model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"])
-            out = tf.clip_by_value(ycbcr_to_rgb(ycc), 0.0, 1.0)[0].numpy()
-            out = np.round(out * 255.0).astype(np.uint8)
+            out = _ycc_to_uint8(ycc, h, w).numpy()
             level = lat["level"][0]
             kept = tf.reduce_sum(ops.kept_channels(level, n_y, model.levels)
                                  + ops.kept_channels(level, n_c, model.levels))
@@ -71,14 +68,11 @@ def main(argv=None):
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
-    import numpy as np
-    from PIL import Image
-
-    from tfycc.data import list_images
+    from tfycc.evaluate import load_images
     from tfycc.model import load_model
 
     try:
-        files = list_images(args.data)[:args.images]
+        named = load_images(args.data)[:args.images]
     except ValueError as e:
         p.error(str(e))
     model = load_model(args.model)
@@ -86,9 +80,8 @@ def main(argv=None):
     if any(not 0 <= lv <= model.levels for lv in levels):
         p.error(f"levels must lie in 0..{model.levels}")
     offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-    rows = measure(model, images, levels, offsets)
-    print(f"{model.model_id}, {len(images)} images, no entropy coding (raw kept bits)\n")
+    rows = measure(model, [image for _, image in named], levels, offsets)
+    print(f"{model.model_id}, {len(named)} images, no entropy coding (raw kept bits)\n")
     print("| setting | mean level | raw kept bpp | PSNR-RGB | PSNR-Y | PSNR-CbCr |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -96,7 +89,7 @@ def main(argv=None):
               f"{r['psnr-y']:.2f} | {r['psnr-cbcr']:.2f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(model_id=model.model_id, images=[os.path.basename(f) for f in files],
+            json.dump(dict(model_id=model.model_id, images=[name for name, _ in named],
                            rows=rows), f, indent=2)
     return 0
 

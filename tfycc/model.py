@@ -68,6 +68,12 @@ def _pad_to_grid(x):
     return tf.concat([x, tf.repeat(x[:, :, -1:], pw, axis=2)], 2)
 
 
+def _ycc_to_uint8(ycc, height, width):
+    """Decoder output YCbCr [1, H', W', 3] in [0, 1] -> the decoded uint8 RGB [height, width, 3]."""
+    rgb = ycbcr_to_rgb(ycc[0, :height, :width])
+    return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)
+
+
 @tf.keras.utils.register_keras_serializable(package="tfycc")
 class TwoStreamCodec(tf.keras.Model):
     """Two-stream YCbCr codec with fusion, importance map, binarizer and entropy model."""
@@ -384,9 +390,7 @@ class TwoStreamCodec(tf.keras.Model):
             args = [tf.cast(b[None], tf.float32) for b in bits] + [
                 tf.cast(ops.keep_mask_int(level, n, self.levels)[None], tf.float32)
                 for n in self.code_channels]
-            ycc = self.synthesize(*args)
-        rgb = ycbcr_to_rgb(ycc[0, :height, :width])
-        return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)
+            return _ycc_to_uint8(self.synthesize(*args), height, width)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
     def compress(self, image):
