@@ -51,8 +51,43 @@ def variant_flags(overrides):
 COMMON = ["--config", "compact", "--lmbda", "1", "--target-bpp", "0.15", "--rate-penalty",
           "absolute", "--rate-warmup-steps", "500", "--offset-range", "1", "--random-level-prob",
           "0.1", "--learning-rate", "3e-4", "--steps-per-epoch", "250", "--seed", "7"]
-METRICS = (("psnr-rgb", "PSNR-RGB", 2), ("ms-ssim-rgb", "MS-SSIM", 4), ("psnr-cbcr", "PSNR-CbCr", 2),
-           ("ciede2000", "CIEDE2000", 2))
+METRICS = (("psnr-rgb", "PSNR-RGB", 2), ("ms-ssim-rgb", "MS-SSIM", 4), ("psnr-y", "PSNR-Y", 2),
+           ("psnr-cbcr", "PSNR-CbCr", 2), ("ciede2000", "CIEDE2000", 2))
+BD_METRICS = (("psnr-rgb", "PSNR-RGB", 1), ("psnr-y", "PSNR-Y", 1), ("psnr-cbcr", "PSNR-CbCr", 1),
+              ("ms-ssim-db", "MS-SSIM dB", 1), ("ciede2000", "CIEDE2000", -1))  # -1: lower is better
+
+
+def rising_curve(result, key, sign=1):
+    """(bpp, sign * metric) of a result up to its best point.
+
+    Past the best point more bits buy nothing (the channels above the trained level are
+    untrained), and a falling tail would make log-rate a non-function of quality.
+    """
+    import numpy as np
+
+    from tfycc.evaluate import rd_curve
+
+    rate, quality = rd_curve(result, key)
+    best = int(np.argmax(sign * quality))
+    return rate[:best + 1], sign * quality[:best + 1]
+
+
+def bd_table(results):
+    """Markdown rows: Bjontegaard delta rate of every variant against the first one."""
+    from tfycc.metrics import bd_rate
+
+    (ref_name, ref), *others = results.items()
+    lines = [f"Bjontegaard delta rate against {ref_name} (PCHIP, each curve up to its best point; "
+             "negative = fewer bits for the same quality; n/a = no overlap).", "",
+             "| variant | " + " | ".join(m[1] for m in BD_METRICS) + " |",
+             "|---|" + "---|" * len(BD_METRICS)]
+    for name, res in others:
+        cells = []
+        for key, _, sign in BD_METRICS:
+            v = bd_rate(*rising_curve(ref, key, sign), *rising_curve(res, key, sign))
+            cells.append("n/a" if v is None else f"{v:+.1f} %")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _machine():
@@ -116,9 +151,10 @@ def main(argv=None):
              "Kodak, real files, values interpolated at each bpp (— outside the curve).", "",
              "| variant | parameters | training | bpp | " + " | ".join(m[1] for m in METRICS) + " |",
              "|---|---|---|---|" + "---|" * len(METRICS)]
+    results = {}
     for name in names:
         with open(os.path.join(args.out, f"tfycc-{name}.json")) as f:
-            res = json.load(f)
+            res = results[name] = json.load(f)
         params = build_model("compact", **VARIANTS[name]).count_params()
         trained = "—"  # variants trained before this record existed: see docs/ablation.md
         if os.path.exists(os.path.join(args.out, f"{name}-train.json")):
@@ -132,6 +168,8 @@ def main(argv=None):
                 cells.append("—" if v is None else f"{v:.{digits}f}")
             lines.append(f"| {name} | {params / 1e6:.2f} M | {trained} | {t:g} | "
                          + " | ".join(cells) + " |")
+    if len(results) > 1:
+        lines += [""] + bd_table(results)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "ablation.md"), "w") as f:
         f.write(text)

@@ -3,7 +3,9 @@
     python scripts/benchmark_train.py [--configs compact,paper] [--precisions float32,mixed_bfloat16]
 
 Prints one line per (configuration, precision): parameters and median steps/s
-over timed chunks, after a warm-up chunk (graph tracing excluded).
+over timed chunks, after a warm-up chunk (graph tracing excluded).  A configuration
+may carry model overrides after a colon, joined by "+", e.g. the ablation variants
+``compact:streams=rgb`` or ``compact:fuse_encoder=false+fuse_decoder=false``.
 """
 import argparse
 import os
@@ -13,6 +15,24 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def parse_config(spec):
+    """``"name:key=value+key=value"`` -> (name, overrides); values int, bool or str."""
+    name, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split("+")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not key=value")
+        if value.lower() in ("true", "false"):
+            overrides[key] = value.lower() == "true"
+        else:
+            try:
+                overrides[key] = int(value)
+            except ValueError:
+                overrides[key] = value
+    return name, overrides
+
+
 def measure(config, precision, batch, patch, steps, chunks):
     import numpy as np
     import tensorflow as tf
@@ -20,7 +40,8 @@ def measure(config, precision, batch, patch, steps, chunks):
     from tfycc.model import build_model
 
     tf.keras.mixed_precision.set_global_policy(precision)
-    model = build_model(config)
+    name, overrides = parse_config(config)
+    model = build_model(name, **overrides)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
     data = tf.data.Dataset.from_tensors(
         tf.cast(tf.random.uniform([batch, patch, patch, 3], 0, 255), tf.uint8)).repeat()

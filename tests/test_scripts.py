@@ -81,3 +81,34 @@ def test_ceiling_rejects_a_folder_without_images(exported_tiny, tmp_path):
     with pytest.raises(SystemExit) as e:
         _load_script("ceiling").main(["--model", str(exported_tiny / "tiny"), "--data", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_benchmark_train_parses_model_overrides():
+    parse = _load_script("benchmark_train").parse_config
+    assert parse("compact") == ("compact", {})
+    assert parse("compact:streams=rgb+code_c=8+fuse_encoder=false") == (
+        "compact", {"streams": "rgb", "code_c": 8, "fuse_encoder": False})
+    import pytest
+
+    with pytest.raises(ValueError):
+        parse("compact:code_c")
+
+
+def test_ablation_bd_table_cuts_each_curve_at_its_best_point():
+    ablation = _load_script("ablation")
+
+    def result(bpp, psnr, ciede):
+        n = len(bpp)
+        metrics = {k: list(psnr) for k in ("psnr-rgb", "psnr-y", "psnr-cbcr", "ms-ssim-db")}
+        return {"kind": "tfycc", "per_image": [{"image": "a.png"}],
+                "results": dict(metrics, bpp=list(bpp), ciede2000=list(ciede), images=[1] * n)}
+
+    ref = result([0.05, 0.1, 0.2, 0.4], [20, 22, 23, 22.5], [9, 8, 7, 7.5])
+    # the same curve at half the rate in the rising part; its falling tail must not count
+    test = result([0.025, 0.05, 0.1, 0.2], [20, 22, 23, 21], [9, 8, 7, 8])
+    rate, quality = ablation.rising_curve(ref, "psnr-rgb")
+    assert list(quality) == [20, 22, 23] and list(rate) == [0.05, 0.1, 0.2]
+    rate, quality = ablation.rising_curve(ref, "ciede2000", -1)
+    assert list(quality) == [-9, -8, -7]
+    rows = ablation.bd_table({"ref": ref, "half": test})
+    assert rows[-1].startswith("| half |") and rows[-1].count("-50.0 %") == 5
