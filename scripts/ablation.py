@@ -128,6 +128,7 @@ def main(argv=None):
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         p.error(f"unknown variant(s) {','.join(unknown)}; known: {','.join(VARIANTS)}")
+    os.makedirs(args.out, exist_ok=True)
     for name in names:
         run = os.path.join(args.runs, name)
         done = os.path.exists(os.path.join(run, "codec", "saved_model.pb"))
