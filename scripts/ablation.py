@@ -57,23 +57,9 @@ BD_METRICS = (("psnr-rgb", "PSNR-RGB", 1), ("psnr-y", "PSNR-Y", 1), ("psnr-cbcr"
               ("ms-ssim-db", "MS-SSIM dB", 1), ("ciede2000", "CIEDE2000", -1))  # -1: lower is better
 
 
-def rising_curve(result, key, sign=1):
-    """(bpp, sign * metric) of a result up to its best point.
-
-    Past the best point more bits buy nothing (the channels above the trained level are
-    untrained), and a falling tail would make log-rate a non-function of quality.
-    """
-    import numpy as np
-
-    from tfycc.evaluate import rd_curve
-
-    rate, quality = rd_curve(result, key)
-    best = int(np.argmax(sign * quality))
-    return rate[:best + 1], sign * quality[:best + 1]
-
-
 def bd_table(results):
     """Markdown rows: Bjontegaard delta rate of every variant against the first one."""
+    from tfycc.evaluate import rising_rd_curve
     from tfycc.metrics import bd_rate
 
     (ref_name, ref), *others = results.items()
@@ -84,7 +70,7 @@ def bd_table(results):
     for name, res in others:
         cells = []
         for key, _, sign in BD_METRICS:
-            v = bd_rate(*rising_curve(ref, key, sign), *rising_curve(res, key, sign))
+            v = bd_rate(*rising_rd_curve(ref, key, sign), *rising_rd_curve(res, key, sign))
             cells.append("n/a" if v is None else f"{v:+.1f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines

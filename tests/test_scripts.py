@@ -1,6 +1,8 @@
 """The scripts/ tools run end to end on tiny inputs."""
 import os
 
+import pytest
+
 from conftest import PHOTO, ROOT, run_python
 
 
@@ -88,13 +90,13 @@ def test_benchmark_train_parses_model_overrides():
     assert parse("compact") == ("compact", {})
     assert parse("compact:streams=rgb+code_c=8+fuse_encoder=false") == (
         "compact", {"streams": "rgb", "code_c": 8, "fuse_encoder": False})
-    import pytest
-
     with pytest.raises(ValueError):
         parse("compact:code_c")
 
 
 def test_ablation_bd_table_cuts_each_curve_at_its_best_point():
+    from tfycc.evaluate import rising_rd_curve
+
     ablation = _load_script("ablation")
 
     def result(bpp, psnr, ciede):
@@ -106,9 +108,9 @@ def test_ablation_bd_table_cuts_each_curve_at_its_best_point():
     ref = result([0.05, 0.1, 0.2, 0.4], [20, 22, 23, 22.5], [9, 8, 7, 7.5])
     # the same curve at half the rate in the rising part; its falling tail must not count
     test = result([0.025, 0.05, 0.1, 0.2], [20, 22, 23, 21], [9, 8, 7, 8])
-    rate, quality = ablation.rising_curve(ref, "psnr-rgb")
+    rate, quality = rising_rd_curve(ref, "psnr-rgb")
     assert list(quality) == [20, 22, 23] and list(rate) == [0.05, 0.1, 0.2]
-    rate, quality = ablation.rising_curve(ref, "ciede2000", -1)
+    rate, quality = rising_rd_curve(ref, "ciede2000", -1)
     assert list(quality) == [-9, -8, -7]
     rows = ablation.bd_table({"ref": ref, "half": test})
     assert rows[-1].startswith("| half |") and rows[-1].count("-50.0 %") == 5

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 __all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "model_result_name",
-           "num_images", "rd_curve", "at_bpp", "summarize", "plot"]
+           "num_images", "rd_curve", "rising_rd_curve", "at_bpp", "summarize", "plot"]
 
 METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
                "delta-a", "delta-b")
@@ -147,6 +147,18 @@ def rd_curve(result, key, complete_only=True):
            if b is not None and v is not None and (n == total or not complete_only)]
     pts.sort()
     return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+
+def rising_rd_curve(result, key, sign=1):
+    """(bpp, sign * metric) of a result up to its best point (sign -1: lower is better).
+
+    Past the best point more bits buy nothing (channels above the trained level are
+    untrained), and a falling tail would make log-rate a non-function of quality, so
+    Bjontegaard deltas over quality use this part of a curve.
+    """
+    rate, quality = rd_curve(result, key)
+    best = int(np.argmax(sign * quality))
+    return rate[:best + 1], sign * quality[:best + 1]
 
 
 def at_bpp(result, key, target):
