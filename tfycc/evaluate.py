@@ -215,8 +215,9 @@ def summarize(results, targets):
     anchors = [r for r in results if r["kind"] == "anchor"]
     if models and anchors:
         lines += ["", "## Bjontegaard deltas (tfycc model vs anchor)", "",
-                  "PCHIP over the overlapping interval; negative BD-rate = tfycc needs fewer "
-                  "bits for the same quality; n/a = the curves do not overlap (no honest number).",
+                  "PCHIP over the overlapping interval of each curve up to its best point; "
+                  "negative BD-rate = tfycc needs fewer bits for the same quality; n/a = the "
+                  "curves do not overlap (no honest number).",
                   "", "| model | anchor | BD-rate PSNR | BD-PSNR | BD-rate MS-SSIM dB | "
                   "BD-rate CIEDE2000 |", "|---|---|---|---|---|---|"]
         for m in models:
@@ -226,9 +227,7 @@ def summarize(results, targets):
                                             ("psnr-rgb", 1, bd_quality, " dB"),
                                             ("ms-ssim-db", 1, bd_rate, " %"),
                                             ("ciede2000", -1, bd_rate, " %")):
-                    ra, qa = rd_curve(a, key)
-                    rm, qm = rd_curve(m, key)
-                    v = fn(ra, sign * qa, rm, sign * qm)
+                    v = fn(*rising_rd_curve(a, key, sign), *rising_rd_curve(m, key, sign))
                     cells.append("n/a" if v is None else f"{v:+.1f}{unit}")
                 lines.append(f"| {m['name']} | {a['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
