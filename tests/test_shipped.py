@@ -1,4 +1,4 @@
-"""Smoke test of the shipped default model (saved_models/compact)."""
+"""Smoke test of the shipped default model (saved_models/<cli.DEFAULT_MODEL>)."""
 import json
 import os
 
@@ -18,7 +18,8 @@ def test_demo_with_the_shipped_default_model(monkeypatch, capsys):
     monkeypatch.delenv("TFYCC_MODELS", raising=False)
     assert cli.main(["demo", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["model"].startswith("tfycc-compact-")
+    with open(os.path.join(ROOT, "saved_models", cli.DEFAULT_MODEL, "config.json")) as f:
+        assert r["model"] == json.load(f)["model_id"]
     # A trained model: far above an untrained one (~12 dB), at an ultra-low rate.
     assert 0.05 < r["bpp"] < 0.5
     assert r["psnr_rgb"] > 17.0 and r["ms_ssim"] > 0.6
