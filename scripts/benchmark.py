@@ -1,6 +1,6 @@
 """Speed benchmark: tfycc models and classic codecs on the same images, in one run.
 
-    python scripts/benchmark.py [--data ../shared/data/kodak] [--models compact]
+    python scripts/benchmark.py [--data ../shared/data/kodak] [--models rgb]
         [--anchors jpeg,jpeg2000,webp,avif,jpegxl,hevc] [--bpp 0.15] [--runs 5]
         [--images N] [--train] [--json OUT.json]
 
@@ -95,7 +95,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="directory or glob of images")
-    p.add_argument("--models", default="compact", help="tfycc models, comma-separated")
+    p.add_argument("--models", default="rgb",
+                   help="tfycc models, comma-separated (default: %(default)s, the shipped default)")
     p.add_argument("--anchors", default="jpeg,jpeg2000,webp,avif,jpegxl,hevc")
     p.add_argument("--bpp", type=float, default=0.15, help="anchor rate (largest file under it)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per image (after a warm-up)")

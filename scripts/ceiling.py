@@ -1,6 +1,6 @@
 """Where a model's quality is lost: the transform or the rate allocation?
 
-    python scripts/ceiling.py [--model saved_models/compact] [--data ../shared/data/kodak] \
+    python scripts/ceiling.py [--model saved_models/rgb] [--data ../shared/data/kodak] \
         [--levels 0,1,2,3,4,6,8,12,16] [--offsets=-1,0,1] [--images 24] [--json OUT]
 
 For each whole-image level l (every latent position at level l, no importance map)
@@ -60,7 +60,8 @@ def measure(model, images, levels, offsets):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=os.path.join(ROOT, "saved_models", "compact"))
+    p.add_argument("--model", default=os.path.join(ROOT, "saved_models", "rgb"),
+                   help="model directory (default: the shipped default, %(default)s)")
     p.add_argument("--data", default=os.path.join(SHARED, "kodak"), help="folder or glob of images")
     p.add_argument("--levels", default="0,1,2,3,4,6,8,12,16", help="whole-image levels to try")
     p.add_argument("--offsets", default="-1,0,1", help="importance-map offsets to compare")

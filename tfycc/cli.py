@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __all__ = ["main", "CliError", "DEFAULT_MODEL", "models_dir", "resolve_model", "read_image"]
 
-DEFAULT_MODEL = "compact"
+DEFAULT_MODEL = "rgb"
 DEFAULT_MAX_PIXELS = 64_000_000
 _BUNDLED_PHOTO = os.path.join(os.path.dirname(__file__), "assets", "photo.png")
 

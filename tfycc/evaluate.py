@@ -331,6 +331,7 @@ def _floats(text, what):
 
 def build_parser():
     from .anchors import ANCHORS, DEFAULT_ANCHORS
+    from .cli import DEFAULT_MODEL
 
     p = argparse.ArgumentParser(prog="tfycc evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -341,8 +342,8 @@ def build_parser():
     p.add_argument("--tfds-data-dir", help="TFDS data directory (default: TFDS's own)")
     p.add_argument("--tfds-manual-dir", help="directory with kodim01.png... (default: "
                    "../shared/data/kodak beside the repository, when it exists)")
-    p.add_argument("--models", nargs="*", default=["compact"],
-                   help="tfycc models: shipped names or directories (default: compact; "
+    p.add_argument("--models", nargs="*", default=[DEFAULT_MODEL],
+                   help="tfycc models: shipped names or directories (default: %(default)s; "
                         "give the flag alone for none)")
     p.add_argument("--offsets", default="-3,-2,-1,0,1,2",
                    help="importance-level offsets for tfycc models (default: %(default)s)")
