@@ -1,6 +1,6 @@
 """Speed benchmark: tfycc models and classic codecs on the same images, in one run.
 
-    python scripts/benchmark.py [--data ../shared/data/kodak] [--models rgb]
+    python scripts/benchmark.py [--data ../shared/data/kodak] [--models NAME,DIR,...]
         [--anchors jpeg,jpeg2000,webp,avif,jpegxl,hevc] [--bpp 0.15] [--runs 5]
         [--images N] [--train] [--json OUT.json]
 
@@ -27,6 +27,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "kodak")
+sys.path.insert(0, ROOT)
+from tfycc.cli import DEFAULT_MODEL  # noqa: E402  (light: no TensorFlow)
 
 
 def _timed(fn, runs):
@@ -95,8 +97,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="directory or glob of images")
-    p.add_argument("--models", default="rgb",
-                   help="tfycc models, comma-separated (default: %(default)s, the shipped default)")
+    p.add_argument("--models", default=DEFAULT_MODEL,
+                   help="tfycc models, comma-separated (default: the shipped default, %(default)s)")
     p.add_argument("--anchors", default="jpeg,jpeg2000,webp,avif,jpegxl,hevc")
     p.add_argument("--bpp", type=float, default=0.15, help="anchor rate (largest file under it)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per image (after a warm-up)")

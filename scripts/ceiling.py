@@ -1,6 +1,6 @@
 """Where a model's quality is lost: the transform or the rate allocation?
 
-    python scripts/ceiling.py [--model saved_models/rgb] [--data ../shared/data/kodak] \
+    python scripts/ceiling.py [--model NAME_OR_DIR] [--data ../shared/data/kodak] \
         [--levels 0,1,2,3,4,6,8,12,16] [--offsets=-1,0,1] [--images 24] [--json OUT]
 
 For each whole-image level l (every latent position at level l, no importance map)
@@ -60,8 +60,7 @@ def measure(model, images, levels, offsets):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=os.path.join(ROOT, "saved_models", "rgb"),
-                   help="model directory (default: the shipped default, %(default)s)")
+    p.add_argument("--model", help="shipped model name or directory (default: the shipped default)")
     p.add_argument("--data", default=os.path.join(SHARED, "kodak"), help="folder or glob of images")
     p.add_argument("--levels", default="0,1,2,3,4,6,8,12,16", help="whole-image levels to try")
     p.add_argument("--offsets", default="-1,0,1", help="importance-map offsets to compare")
@@ -69,6 +68,7 @@ def main(argv=None):
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
+    from tfycc.cli import CliError, resolve_model
     from tfycc.evaluate import load_images
     from tfycc.model import load_model
 
@@ -76,7 +76,10 @@ def main(argv=None):
         named = load_images(args.data)[:args.images]
     except ValueError as e:
         p.error(str(e))
-    model = load_model(args.model)
+    try:
+        model = load_model(resolve_model(args.model))
+    except CliError as e:
+        p.error(str(e))
     levels = [int(v) for v in args.levels.split(",") if v.strip()]
     if any(not 0 <= lv <= model.levels for lv in levels):
         p.error(f"levels must lie in 0..{model.levels}")

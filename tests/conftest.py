@@ -21,6 +21,19 @@ def run_python(code_or_args, timeout=600, env=None):
                           env=full_env, cwd=ROOT)
 
 
+def rd_result(bpp, kind="tfycc", name="x", **curves):
+    """A result dict as ``tfycc evaluate`` writes it, for one image: ``curves`` maps metric
+    keys to values per point; every other metric is 1.0."""
+    from tfycc.evaluate import METRIC_KEYS
+
+    n = len(bpp)
+    results = {k: [1.0] * n for k in METRIC_KEYS + ("encoding_time", "decoding_time")}
+    results.update({k: list(v) for k, v in curves.items()})
+    results.update({"offset" if kind == "tfycc" else "target_bpp": list(range(n)),
+                    "bpp": list(bpp), "images": [1] * n})
+    return dict(name=name, kind=kind, per_image=[dict(image="a.png")], results=results)
+
+
 @pytest.fixture(scope="session")
 def photo():
     from PIL import Image

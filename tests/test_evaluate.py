@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import PHOTO
+from conftest import PHOTO, rd_result
 from tfycc import anchors, evaluate, metrics
 
 
@@ -217,24 +217,19 @@ def test_summary_reports_partial_targets_honestly():
     assert "| x | ≤ 0.1 bpp | 1 |" in evaluate.summarize([res], [0.2])
 
 
-def _curve(name, kind, bpp, psnr, ciede):
-    n = len(bpp)
-    point_key = "offset" if kind == "tfycc" else "target_bpp"
-    results = {k: [1.0] * n for k in evaluate.METRIC_KEYS + ("encoding_time", "decoding_time")}
-    results.update({point_key: list(range(n)), "bpp": list(bpp), "images": [1] * n,
-                    "psnr-rgb": list(psnr), "ms-ssim-db": list(psnr), "ciede2000": list(ciede)})
-    return dict(name=name, kind=kind, per_image=[dict(image="a")], results=results)
-
-
 def test_summary_bd_rate_ignores_a_models_falling_tail():
     """A model that needs half an anchor's bits up to its best point, then falls: -50 %."""
     rate = np.array([0.05, 0.1, 0.2, 0.4])
     psnr = np.array([20.0, 22.0, 23.5, 24.5])
     ciede = 40.0 - psnr
-    anchor = _curve("a", "anchor", rate, psnr, ciede)
-    model = _curve("m", "tfycc", list(rate / 2) + [0.4], list(psnr) + [21.0],
-                   list(ciede) + [19.0])
-    row = [line for line in evaluate.summarize([model, anchor], [0.1]).splitlines()
-           if line.startswith("| m | a |")]
-    assert row == ["| m | a | -50.0 % | " + row[0].split(" | ")[3] + " | -50.0 % | -50.0 % |"]
-    assert float(row[0].split(" | ")[3].split()[0]) > 0  # BD-PSNR: better at the same rate
+    anchor = rd_result(rate, "anchor", "a",
+                       **{"psnr-rgb": psnr, "ms-ssim-db": psnr, "ciede2000": ciede})
+    tail_psnr = list(psnr) + [21.0]
+    model = rd_result(list(rate / 2) + [0.4], "tfycc", "m", **{
+        "psnr-rgb": tail_psnr, "ms-ssim-db": tail_psnr, "ciede2000": list(ciede) + [19.0]})
+    rows = [line for line in evaluate.summarize([model, anchor], [0.1]).splitlines()
+            if line.startswith("| m | a |")]
+    assert len(rows) == 1
+    _, _, bd_psnr, bd_dbpsnr, bd_msssim, bd_ciede = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert (bd_psnr, bd_msssim, bd_ciede) == ("-50.0 %", "-50.0 %", "-50.0 %")
+    assert float(bd_dbpsnr.split()[0]) > 0  # BD-PSNR: better at the same rate

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from conftest import PHOTO, ROOT, run_python
+from conftest import PHOTO, ROOT, rd_result, run_python
 
 
 def _load_script(name):
@@ -100,10 +100,8 @@ def test_ablation_bd_table_cuts_each_curve_at_its_best_point():
     ablation = _load_script("ablation")
 
     def result(bpp, psnr, ciede):
-        n = len(bpp)
-        metrics = {k: list(psnr) for k in ("psnr-rgb", "psnr-y", "psnr-cbcr", "ms-ssim-db")}
-        return {"kind": "tfycc", "per_image": [{"image": "a.png"}],
-                "results": dict(metrics, bpp=list(bpp), ciede2000=list(ciede), images=[1] * n)}
+        keys = ("psnr-rgb", "psnr-y", "psnr-cbcr", "ms-ssim-db")
+        return rd_result(bpp, **{k: psnr for k in keys}, ciede2000=ciede)
 
     ref = result([0.05, 0.1, 0.2, 0.4], [20, 22, 23, 22.5], [9, 8, 7, 7.5])
     # the same curve at half the rate in the rising part; its falling tail must not count

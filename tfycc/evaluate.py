@@ -343,7 +343,7 @@ def build_parser():
     p.add_argument("--tfds-manual-dir", help="directory with kodim01.png... (default: "
                    "../shared/data/kodak beside the repository, when it exists)")
     p.add_argument("--models", nargs="*", default=[DEFAULT_MODEL],
-                   help="tfycc models: shipped names or directories (default: %(default)s; "
+                   help=f"tfycc models: shipped names or directories (default: {DEFAULT_MODEL}; "
                         "give the flag alone for none)")
     p.add_argument("--offsets", default="-3,-2,-1,0,1,2",
                    help="importance-level offsets for tfycc models (default: %(default)s)")
