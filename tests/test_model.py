@@ -114,3 +114,35 @@ print("LOSS", h["loss"][0])
     r = run_python(code, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "LOSS" in r.stdout
+
+
+def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_trained(tmp_path):
+    from conftest import DATA
+    from PIL import Image
+
+    from tfycc.model import load_model, save_model
+
+    tf.keras.utils.set_random_seed(3)
+    model = build_model("tiny", model_id="tfycc-test-grow")
+    save_model(model, str(tmp_path / "m"))
+    grown = load_model(str(tmp_path / "m"), stage_blocks=1)
+    assert grown.get_config()["stage_blocks"] == 1
+    assert grown.count_params() > model.count_params()
+    for stream in (grown.enc_y, grown.enc_c, grown.dec_y, grown.dec_c):
+        assert len(stream.stages) == 1
+    # The grown model writes the same file and decodes it to the same pixels.
+    image = tf.constant(np.asarray(Image.open(os.path.join(DATA, "crop64.png")).convert("RGB")))
+    data = model.compress(image)
+    assert grown.compress(image).numpy() == data.numpy()
+    np.testing.assert_array_equal(grown.decompress(data).numpy(), model.decompress(data).numpy())
+    # ... and the new blocks learn (a zero-initialised conv must still get gradients).
+    grown.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    batch = tf.data.Dataset.from_tensors(image[None, :32, :32]).repeat()
+    grown.fit(batch, steps_per_epoch=3, epochs=1, verbose=0)
+    for stream in (grown.enc_y, grown.dec_y):
+        assert np.abs(stream.stages[0].conv2.kernel.numpy()).max() > 0
+    # A grown model saves and loads like any other.
+    save_model(grown, str(tmp_path / "g"))
+    again = load_model(str(tmp_path / "g"))
+    for a, b in zip(grown.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)

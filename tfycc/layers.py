@@ -35,19 +35,23 @@ def _small_conv(filters):
 
 @_ser
 class ResBlock(tf.keras.layers.Layer):
-    """conv3x3 - ReLU - conv3x3 plus identity: [B, h, w, C] -> [B, h, w, C]."""
+    """conv3x3 - ReLU - conv3x3 plus identity: [B, h, w, C] -> [B, h, w, C].
 
-    def __init__(self, filters, **kwargs):
+    ``identity=True`` zero-initialises the second conv: the block starts as the exact
+    identity (used for blocks added to a trained model, which then computes the same).
+    """
+
+    def __init__(self, filters, identity=False, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
+        self.filters, self.identity = filters, identity
         self.conv1 = _conv(filters, activation="relu")
-        self.conv2 = _small_conv(filters)
+        self.conv2 = _conv(filters, kernel_initializer="zeros") if identity else _small_conv(filters)
 
     def call(self, x):
         return x + self.conv2(self.conv1(x))
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "identity": self.identity}
 
 
 @_ser
@@ -93,27 +97,36 @@ class ResidualStack(tf.keras.layers.Layer):
 class StreamEncoder(tf.keras.layers.Layer):
     """Image stream [B, H, W, c] -> (features [B, H/8, W/8, F], code [B, H/8, W/8, n] in (0, 1)).
 
-    Three stride-2 convolutions (F/4, F/2, F channels), an optional fusion input
+    Three stride-2 convolutions (F/4, F/2, F channels), ``stage_blocks`` ResNet blocks
+    after the second (at 1/4 resolution), an optional fusion input
     (features of another stream at 1/8 resolution, concatenated then mixed by a 1x1
     conv), a ``ResidualStack`` and a float32 1x1 conv + sigmoid head for the code.
     """
 
-    def __init__(self, filters, code_channels, num_blocks, num_groups, fuse=False, **kwargs):
+    def __init__(self, filters, code_channels, num_blocks, num_groups, fuse=False,
+                 stage_blocks=0, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.code_channels = filters, code_channels
         self.num_blocks, self.num_groups, self.fuse = num_blocks, num_groups, fuse
+        self.stage_blocks = stage_blocks
         self.down = [
             _conv(max(filters // 4, 8), 5, 2, activation="relu"),
             _conv(max(filters // 2, 8), 3, 2, activation="relu"),
             _conv(filters, 3, 2),
         ]
+        # Created after every older layer, so checkpoints of models without them still
+        # load (the new blocks then start near identity: a grown warm start).
+        self.stages = _stage_blocks(stage_blocks, self.down[1].filters)
         self.fuse_conv = _conv(filters, 1) if fuse else None
         self.stack = ResidualStack(filters, num_blocks, num_groups)
         self.head = _conv(code_channels, 1, activation="sigmoid", dtype="float32")
 
     def call(self, x, side=None):
-        for conv in self.down:
+        for i, conv in enumerate(self.down):
             x = conv(x)
+            if i == 1:
+                for block in self.stages:
+                    x = block(x)
         if self.fuse:
             x = self.fuse_conv(tf.concat([x, tf.cast(side, x.dtype)], -1))
         features = self.stack(x)
@@ -121,7 +134,8 @@ class StreamEncoder(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "code_channels": self.code_channels,
-                "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse}
+                "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse,
+                "stage_blocks": self.stage_blocks}
 
 
 @_ser
@@ -131,17 +145,21 @@ class StreamDecoder(tf.keras.layers.Layer):
     With ``fuse=True`` the call takes the feature list of another decoder (the
     luma decoder) and concatenates it at every resolution: the colour stream then
     reuses luma structure (edges, textures) and needs fewer code channels.
+    ``stage_blocks`` ResNet blocks follow the first upsampling (at 1/4 resolution).
     """
 
-    def __init__(self, filters, out_channels, num_blocks, num_groups, fuse=False, **kwargs):
+    def __init__(self, filters, out_channels, num_blocks, num_groups, fuse=False,
+                 stage_blocks=0, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.out_channels = filters, out_channels
         self.num_blocks, self.num_groups, self.fuse = num_blocks, num_groups, fuse
+        self.stage_blocks = stage_blocks
         widths = [filters, max(filters // 2, 8), max(filters // 4, 8)]
         self.conv_in = _conv(filters)
         self.stack = ResidualStack(filters, num_blocks, num_groups)
         self.up = [_conv(4 * w) for w in widths]
         self.conv_out = _conv(out_channels, dtype="float32")
+        self.stages = _stage_blocks(stage_blocks, widths[0])
 
     def call(self, bits, side=None):
         def join(x, i):
@@ -152,12 +170,22 @@ class StreamDecoder(tf.keras.layers.Layer):
         x = features[0]
         for i, conv in enumerate(self.up):
             x = tf.nn.relu(tf.nn.depth_to_space(conv(join(x, i) if i else x), 2))
+            if i == 0:
+                for block in self.stages:
+                    x = block(x)
             features.append(x)
         return self.conv_out(join(x, 3)), features
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "out_channels": self.out_channels,
-                "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse}
+                "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse,
+                "stage_blocks": self.stage_blocks}
+
+
+def _stage_blocks(count, width):
+    """``count`` identity-initialised ResBlocks (none when count is 0: no variables, so
+    such models keep the checkpoints they always had)."""
+    return [ResBlock(width, identity=True) for _ in range(count)]
 
 
 @tf.custom_gradient

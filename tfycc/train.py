@@ -68,6 +68,10 @@ def build_parser():
     m.add_argument("--no-decoder-fusion", action="store_true")
     m.add_argument("--code-y", type=int, help="luma code channels (default: the configuration's)")
     m.add_argument("--code-c", type=int, help="colour code channels (default: the configuration's)")
+    m.add_argument("--stage-blocks", type=int,
+                   help="ResNet blocks at 1/4 resolution in every encoder and decoder "
+                        "(default 0); with --init-from this grows the "
+                        "warm-started model, the new blocks starting as the identity")
     m.add_argument("--streams", choices=["ycbcr", "rgb"], default="ycbcr",
                    help="ycbcr: the two-stream codec; rgb: one RGB stream (ablation baseline)")
     h = p.add_argument_group("loss (default: the model's own, or the configuration's)")
@@ -250,7 +254,7 @@ def main(argv=None):
     overrides = {k: v for k, v in dict(
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
         offset_range=args.offset_range, random_level_prob=args.random_level_prob,
-        rate_penalty=args.rate_penalty,
+        rate_penalty=args.rate_penalty, stage_blocks=args.stage_blocks,
         rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
