@@ -133,3 +133,15 @@ def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):
     f.write_text("flags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
     assert cpu_has_bf16(str(f))
     assert cpu_has_bf16(str(tmp_path / "missing"))
+
+
+def test_learning_rate_warms_up_linearly_then_steps_down():
+    from tfycc.train import learning_rate
+
+    lr = learning_rate(1e-3, total=1000, warmup=100)
+    at = {s: float(lr(s)) for s in (0, 49, 99, 500, 799, 800, 949, 950, 999)}
+    assert at[0] == pytest.approx(1e-5) and at[49] == pytest.approx(5e-4)
+    assert at[99] == at[500] == at[799] == pytest.approx(1e-3)
+    assert at[800] == at[949] == pytest.approx(1e-3 / 3)
+    assert at[950] == at[999] == pytest.approx(1e-4)
+    assert float(learning_rate(1e-3, total=1000)(0)) == pytest.approx(1e-3)  # no warm-up

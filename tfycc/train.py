@@ -16,7 +16,8 @@ import os
 import sys
 import time
 
-__all__ = ["main", "make_strategy", "calibrate", "calibrate_main", "cpu_info", "cpu_has_bf16"]
+__all__ = ["main", "make_strategy", "learning_rate", "calibrate",
+           "calibrate_main", "cpu_info", "cpu_has_bf16"]
 
 
 def make_strategy(cpu_replicas=1):
@@ -93,6 +94,9 @@ def build_parser():
     t.add_argument("--patch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-4,
                    help="Adam rate; /3 after 80%% and /10 after 95%% of the steps")
+    t.add_argument("--warmup-steps", type=int, default=0,
+                   help="ramp the rate up linearly over the first N steps (use a few hundred "
+                        "for warm starts)")
     t.add_argument("--clipnorm", type=float, default=1.0,
                    help="clip the global gradient norm (seen: a warm start at 2e-4 without "
                         "clipping diverged to a constant output within 150 steps)")
@@ -114,6 +118,31 @@ def _schedule(args):
     if args.epochs:
         return args.steps_per_epoch, args.epochs
     raise SystemExit("tfycc train: error: give --steps N or --epochs N")
+
+
+def learning_rate(rate, total, warmup=0):
+    """Adam's schedule: ``rate`` ramped up linearly over the first ``warmup`` steps, then
+    /3 after 80 % and /10 after 95 % of ``total`` steps (a Keras LearningRateSchedule).
+
+    The warm-up matters for warm starts: Adam's first updates have size ~``rate`` in
+    every weight whatever the gradient (seen: warm-starting the shipped model at 2e-4
+    without it, the training PSNR fell by ~1 dB within two steps, and the epoch means
+    stayed 0.4-0.6 dB below its end-of-training level for the next 900 steps).
+    """
+    import tensorflow as tf
+
+    class Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            decay = tf.where(step < int(0.8 * total), 1.0,
+                             tf.where(step < int(0.95 * total), 1.0 / 3.0, 0.1))
+            ramp = tf.minimum(1.0, (step + 1.0) / float(max(warmup, 1)))
+            return float(rate) * decay * ramp
+
+        def get_config(self):
+            return dict(rate=float(rate), total=int(total), warmup=int(warmup))
+
+    return Schedule()
 
 
 def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=False):
@@ -267,9 +296,7 @@ def main(argv=None):
             config.update({k: v for k, v in (("code_y", args.code_y), ("code_c", args.code_c))
                            if v is not None})
             model = build_model(config)
-        lr = tf.keras.optimizers.schedules.PiecewiseConstantDecay(
-            [int(0.8 * total), int(0.95 * total)],
-            [args.learning_rate, args.learning_rate / 3, args.learning_rate / 10])
+        lr = learning_rate(args.learning_rate, total, args.warmup_steps)
         model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
 
     print(f"tfycc train: {model.count_params():,} parameters, {strategy.num_replicas_in_sync} "
