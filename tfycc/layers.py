@@ -114,8 +114,8 @@ class StreamEncoder(tf.keras.layers.Layer):
             _conv(max(filters // 2, 8), 3, 2, activation="relu"),
             _conv(filters, 3, 2),
         ]
-        # Created after every older layer, so checkpoints of models without them still
-        # load (the new blocks then start near identity: a grown warm start).
+        # Checkpoints match variables by attribute path, so a model saved without these
+        # blocks loads into one with them (which then starts as the exact identity).
         self.stages = _stage_blocks(stage_blocks, self.down[1].filters)
         self.fuse_conv = _conv(filters, 1) if fuse else None
         self.stack = ResidualStack(filters, num_blocks, num_groups)
