@@ -124,10 +124,10 @@ def learning_rate(rate, total, warmup=0):
     """Adam's schedule: ``rate`` ramped up linearly over the first ``warmup`` steps, then
     /3 after 80 % and /10 after 95 % of ``total`` steps (a Keras LearningRateSchedule).
 
-    The warm-up matters for warm starts: Adam's first updates have size ~``rate`` in
-    every weight whatever the gradient (seen: warm-starting the shipped model at 2e-4
-    without it, the training PSNR fell by ~1 dB within two steps, and the epoch means
-    stayed 0.4-0.6 dB below its end-of-training level for the next 900 steps).
+    Meant for warm starts: Adam's first updates have size ~``rate`` in every weight
+    whatever the gradient (seen: warm-starting a trained model at 2e-4, the training
+    PSNR fell by ~1 dB within two steps).  Measured on the shipped model, a 100-step
+    warm-up only delays that loss (README, "Training").
     """
     import tensorflow as tf
 
