@@ -95,8 +95,8 @@ def build_parser():
     t.add_argument("--learning-rate", type=float, default=1e-4,
                    help="Adam rate; /3 after 80%% and /10 after 95%% of the steps")
     t.add_argument("--warmup-steps", type=int, default=0,
-                   help="ramp the rate up linearly over the first N steps (use a few hundred "
-                        "for warm starts)")
+                   help="ramp the rate up linearly over the first N steps (default 0; a "
+                        "100-step ramp only delayed a warm start's initial loss: README)")
     t.add_argument("--clipnorm", type=float, default=1.0,
                    help="clip the global gradient norm (seen: a warm start at 2e-4 without "
                         "clipping diverged to a constant output within 150 steps)")
