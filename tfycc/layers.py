@@ -108,7 +108,6 @@ class StreamEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters, self.code_channels = filters, code_channels
         self.num_blocks, self.num_groups, self.fuse = num_blocks, num_groups, fuse
-        self.stage_blocks = stage_blocks
         self.down = [
             _conv(max(filters // 4, 8), 5, 2, activation="relu"),
             _conv(max(filters // 2, 8), 3, 2, activation="relu"),
@@ -122,11 +121,10 @@ class StreamEncoder(tf.keras.layers.Layer):
         self.head = _conv(code_channels, 1, activation="sigmoid", dtype="float32")
 
     def call(self, x, side=None):
-        for i, conv in enumerate(self.down):
-            x = conv(x)
-            if i == 1:
-                for block in self.stages:
-                    x = block(x)
+        x = self.down[1](self.down[0](x))
+        for block in self.stages:  # at 1/4 resolution
+            x = block(x)
+        x = self.down[2](x)
         if self.fuse:
             x = self.fuse_conv(tf.concat([x, tf.cast(side, x.dtype)], -1))
         features = self.stack(x)
@@ -135,7 +133,7 @@ class StreamEncoder(tf.keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "code_channels": self.code_channels,
                 "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse,
-                "stage_blocks": self.stage_blocks}
+                "stage_blocks": len(self.stages)}
 
 
 @_ser
@@ -153,7 +151,6 @@ class StreamDecoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters, self.out_channels = filters, out_channels
         self.num_blocks, self.num_groups, self.fuse = num_blocks, num_groups, fuse
-        self.stage_blocks = stage_blocks
         widths = [filters, max(filters // 2, 8), max(filters // 4, 8)]
         self.conv_in = _conv(filters)
         self.stack = ResidualStack(filters, num_blocks, num_groups)
@@ -179,7 +176,7 @@ class StreamDecoder(tf.keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "out_channels": self.out_channels,
                 "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse,
-                "stage_blocks": self.stage_blocks}
+                "stage_blocks": len(self.stages)}
 
 
 def _stage_blocks(count, width):
