@@ -112,3 +112,32 @@ def test_ablation_bd_table_cuts_each_curve_at_its_best_point():
     assert list(quality) == [-9, -8, -7]
     rows = ablation.bd_table({"ref": ref, "half": test})
     assert rows[-1].startswith("| half |") and rows[-1].count("-50.0 %") == 5
+
+
+def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys):
+    import json
+
+    compare = _load_script("compare")
+    quality = dict(**{k: [20.0, 22.0, 24.0] for k in ("psnr-rgb", "ms-ssim-db", "psnr-y",
+                                                      "psnr-cbcr")},
+                   **{"ms-ssim-rgb": [0.8, 0.85, 0.9], "ciede2000": [7.0, 6.0, 5.0]})
+    ref = dict(name="old", model_id="tfycc-old", kind="tfycc", per_image=[{"image": "a"}],
+               results=dict(offset=[-1, 0, 1], bpp=[0.1, 0.2, 0.4], images=[1, 1, 1], **quality))
+    test = dict(ref, model_id="tfycc-new", results=dict(ref["results"], bpp=[0.05, 0.1, 0.2]))
+    d = compare.deltas(ref, test)
+    for key in ("psnr-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000"):
+        assert abs(d[key][0] + 50.0) < 1e-6, key  # same quality at half the bits
+    assert abs(d["psnr-rgb"][1] - 2.0) < 1e-6  # 2 dB per halving of the rate, one halving
+    assert abs(d["ciede2000"][1] + 1.0) < 1e-6  # lower CIEDE2000 = better
+    assert compare.deltas(ref, ref)["psnr-rgb"] == (0.0, 0.0)
+    paths = []
+    for r in (ref, test):
+        paths.append(str(tmp_path / f"{r['model_id']}.json"))
+        with open(paths[-1], "w") as f:
+            json.dump(r, f)
+    assert compare.main(paths + ["--at", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "| tfycc-new | PSNR-RGB | -50.0 % | +2.00 dB |" in out
+    assert "| 0.1 | tfycc-old | 20.00 | 0.800 | 7.00 |" in out
+    assert "| 0.1 | tfycc-new | 22.00 | 0.850 | 6.00 |" in out
+    assert compare.main([str(tmp_path / "missing.json"), paths[0]]) == 2
