@@ -146,3 +146,13 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     again = load_model(str(tmp_path / "g"))
     for a, b in zip(grown.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # Growing again keeps the trained blocks and adds identity ones after them.
+    twice = load_model(str(tmp_path / "g"), stage_blocks=2)
+    for stream, old in ((twice.enc_y, again.enc_y), (twice.dec_c, again.dec_c)):
+        assert len(stream.stages) == 2
+        np.testing.assert_array_equal(stream.stages[0].conv2.kernel.numpy(),
+                                      old.stages[0].conv2.kernel.numpy())
+        assert np.abs(stream.stages[1].conv2.kernel.numpy()).max() == 0
+    data = again.compress(image)
+    assert twice.compress(image).numpy() == data.numpy()
+    np.testing.assert_array_equal(twice.decompress(data).numpy(), again.decompress(data).numpy())
