@@ -53,14 +53,11 @@ COMMON = ["--config", "compact", "--lmbda", "1", "--target-bpp", "0.15", "--rate
           "0.1", "--learning-rate", "3e-4", "--steps-per-epoch", "250", "--seed", "7"]
 METRICS = (("psnr-rgb", "PSNR-RGB", 2), ("ms-ssim-rgb", "MS-SSIM", 4), ("psnr-y", "PSNR-Y", 2),
            ("psnr-cbcr", "PSNR-CbCr", 2), ("ciede2000", "CIEDE2000", 2))
-BD_METRICS = (("psnr-rgb", "PSNR-RGB", 1), ("psnr-y", "PSNR-Y", 1), ("psnr-cbcr", "PSNR-CbCr", 1),
-              ("ms-ssim-db", "MS-SSIM dB", 1), ("ciede2000", "CIEDE2000", -1))  # -1: lower is better
 
 
 def bd_table(results):
     """Markdown rows: Bjontegaard delta rate of every variant against the first one."""
-    from tfycc.evaluate import rising_rd_curve
-    from tfycc.metrics import bd_rate
+    from tfycc.evaluate import BD_METRICS, bd_deltas
 
     (ref_name, ref), *others = results.items()
     lines = [f"Bjontegaard delta rate against {ref_name} (PCHIP, each curve up to its best point; "
@@ -70,7 +67,7 @@ def bd_table(results):
     for name, res in others:
         cells = []
         for key, _, sign in BD_METRICS:
-            v = bd_rate(*rising_rd_curve(ref, key, sign), *rising_rd_curve(res, key, sign))
+            v = bd_deltas(ref, res, key, sign)[0]
             cells.append("n/a" if v is None else f"{v:+.1f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines

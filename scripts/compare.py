@@ -4,7 +4,7 @@
     python scripts/compare.py REF.json TEST.json [TEST2.json ...] [--at 0.1,0.15,0.25]
 
 For every test result: BD-rate and BD-quality against the reference in PSNR-RGB,
-MS-SSIM (dB), PSNR-Y, PSNR-CbCr and CIEDE2000 (PCHIP over the overlapping part of each
+PSNR-Y, PSNR-CbCr, MS-SSIM (dB) and CIEDE2000 (PCHIP over the overlapping part of each
 curve up to its best point, as in ``summary.md``; negative BD-rate = the test needs
 fewer bits; BD-quality positive = better, for CIEDE2000 negative = better), then
 PSNR / MS-SSIM / CIEDE2000 of both at each ``--at`` rate (log-bpp interpolation).
@@ -16,28 +16,23 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METRICS = (("psnr-rgb", "PSNR-RGB", 1, " dB"), ("ms-ssim-db", "MS-SSIM (dB)", 1, " dB"),
-           ("psnr-y", "PSNR-Y", 1, " dB"), ("psnr-cbcr", "PSNR-CbCr", 1, " dB"),
-           ("ciede2000", "CIEDE2000", -1, ""))
 
 
 def deltas(ref, test):
     """{metric key: (BD-rate %, BD-quality)} of ``test`` against ``ref`` (None: no overlap).
 
     BD-quality is in the metric's own sense (CIEDE2000: negative = better)."""
-    from tfycc.evaluate import rising_rd_curve
-    from tfycc.metrics import bd_quality, bd_rate
+    from tfycc.evaluate import BD_METRICS, bd_deltas
 
     out = {}
-    for key, _, sign, _ in METRICS:
-        curves = rising_rd_curve(ref, key, sign) + rising_rd_curve(test, key, sign)
-        quality = bd_quality(*curves)
-        out[key] = (bd_rate(*curves), None if quality is None else sign * quality)
+    for key, _, sign in BD_METRICS:
+        rate, quality = bd_deltas(ref, test, key, sign)
+        out[key] = (rate, None if quality is None else sign * quality)
     return out
 
 
 def report(ref, tests, targets):
-    from tfycc.evaluate import at_bpp
+    from tfycc.evaluate import BD_METRICS, at_bpp
 
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
@@ -45,10 +40,11 @@ def report(ref, tests, targets):
     lines = [f"Reference: {ref['name']} ({ref.get('model_id', ref['name'])})", "",
              "| test | metric | BD-rate | BD-quality |", "|---|---|---|---|"]
     for test in tests:
-        for key, label, _, unit in METRICS:
-            rate, quality = deltas(ref, test)[key]
+        found = deltas(ref, test)
+        for key, label, sign in BD_METRICS:
+            rate, quality = found[key]
             lines.append(f"| {test.get('model_id', test['name'])} | {label} | "
-                         f"{fmt(rate, '+.1f')} % | {fmt(quality, '+.2f')}{unit} |")
+                         f"{fmt(rate, '+.1f')} % | {fmt(quality, '+.2f')}{' dB' if sign > 0 else ''} |")
     lines += ["", "| bpp | result | PSNR-RGB | MS-SSIM | CIEDE2000 |", "|---|---|---|---|---|"]
     for t in targets:
         for res in [ref] + tests:

@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 __all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "model_result_name",
-           "num_images", "rd_curve", "rising_rd_curve", "at_bpp", "summarize", "plot"]
+           "num_images", "rd_curve", "rising_rd_curve", "BD_METRICS", "bd_deltas", "at_bpp",
+           "summarize", "plot"]
 
 METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
                "delta-a", "delta-b")
@@ -161,6 +162,21 @@ def rising_rd_curve(result, key, sign=1):
     return rate[:best + 1], sign * quality[:best + 1]
 
 
+# Metrics of Bjontegaard comparisons between results: (key, label, sign), sign -1 = lower is better.
+BD_METRICS = (("psnr-rgb", "PSNR-RGB", 1), ("psnr-y", "PSNR-Y", 1), ("psnr-cbcr", "PSNR-CbCr", 1),
+              ("ms-ssim-db", "MS-SSIM dB", 1), ("ciede2000", "CIEDE2000", -1))
+
+
+def bd_deltas(ref, test, key, sign=1):
+    """(BD-rate %, BD-quality) of ``test`` against ``ref`` in metric ``key``, over each
+    curve up to its best point (sign -1: lower is better; BD-quality is then in units
+    of -metric, so positive = better either way).  None where the curves do not overlap."""
+    from .metrics import bd_quality, bd_rate
+
+    curves = rising_rd_curve(ref, key, sign) + rising_rd_curve(test, key, sign)
+    return bd_rate(*curves), bd_quality(*curves)
+
+
 def at_bpp(result, key, target):
     """The metric at ``target`` bpp: an anchor's own point for that target when every
     image reached it, else the average curve interpolated linearly in log bpp (None
@@ -181,8 +197,6 @@ def _fmt(v, digits=2, suffix=""):
 
 def summarize(results, targets):
     """Markdown: averages of every point, values at the targets, Bjontegaard deltas."""
-    from .metrics import bd_quality, bd_rate
-
     lines = ["## Averages per rate point", "",
              "Anchors: one point per target bpp, averaged over the images that reached it "
              "(`n`). tfycc: one point per importance-level offset.", "",
@@ -222,13 +236,11 @@ def summarize(results, targets):
                   "BD-rate CIEDE2000 |", "|---|---|---|---|---|---|"]
         for m in models:
             for a in anchors:
-                cells = []
-                for key, sign, fn, unit in (("psnr-rgb", 1, bd_rate, " %"),
-                                            ("psnr-rgb", 1, bd_quality, " dB"),
-                                            ("ms-ssim-db", 1, bd_rate, " %"),
-                                            ("ciede2000", -1, bd_rate, " %")):
-                    v = fn(*rising_rd_curve(a, key, sign), *rising_rd_curve(m, key, sign))
-                    cells.append("n/a" if v is None else f"{v:+.1f}{unit}")
+                psnr = bd_deltas(a, m, "psnr-rgb")
+                values = (psnr[0], psnr[1], bd_deltas(a, m, "ms-ssim-db")[0],
+                          bd_deltas(a, m, "ciede2000", -1)[0])
+                cells = ["n/a" if v is None else f"{v:+.1f}{unit}"
+                         for v, unit in zip(values, (" %", " dB", " %", " %"))]
                 lines.append(f"| {m['name']} | {a['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
