@@ -85,6 +85,39 @@ def test_ceiling_rejects_a_folder_without_images(exported_tiny, tmp_path):
     assert e.value.code == 2
 
 
+def test_colour_bias_is_the_mean_signed_error_of_real_files(exported_tiny, tmp_path):
+    import json
+    import shutil
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfycc import metrics
+    from tfycc.model import load_model
+
+    shutil.copy(PHOTO, tmp_path / "a.png")
+    out = tmp_path / "b.json"
+    model_dir = str(exported_tiny / "tiny")
+    script = _load_script("colour_bias")
+    assert script.main(["--model", model_dir, "--data", str(tmp_path), "--offsets=-1,0",
+                        "--max-side", "64", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["offset"] for r in rows] == [-1, 0] and rows[1]["images"] == 1
+    model = load_model(model_dir)
+    image = np.asarray(Image.open(PHOTO).convert("RGB"))
+    h, w = image.shape[:2]
+    crop = image[(h - 64) // 2:(h - 64) // 2 + 64, (w - 64) // 2:(w - 64) // 2 + 64]
+    data = model.compress(tf.constant(crop)).numpy()
+    decoded = model.decompress(data).numpy()
+    assert np.allclose(rows[1]["error_rgb"], (decoded.astype(float) - crop).mean(axis=(0, 1)))
+    assert rows[1]["delta_b"] == pytest.approx(metrics.delta_ab(crop, decoded)[1])
+    assert rows[1]["bpp"] == pytest.approx(8 * len(data) / 64 ** 2)
+    with pytest.raises(SystemExit) as e:
+        script.main(["--model", model_dir, "--data", str(tmp_path / "none")])
+    assert e.value.code == 2
+
+
 def test_benchmark_train_parses_model_overrides():
     parse = _load_script("benchmark_train").parse_config
     assert parse("compact") == ("compact", {})

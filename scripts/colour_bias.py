@@ -1,0 +1,118 @@
+"""Does a model shift colours?  The mean signed error of its decoded images.
+
+    python scripts/colour_bias.py [--model NAME_OR_DIR] [--data ../shared/data/kodak] \
+        [--offsets=-2,0,2] [--images 24] [--seed 0] [--max-side 0] [--json OUT]
+
+Each image is compressed to a real file at each level offset and decoded again
+(``compress_at`` / ``decompress``, exactly what ``tfycc compress`` writes).  Per offset
+it prints the mean signed error of the decoded pixels, R, G and B (decoded −
+original, in 1/255 units, averaged over all pixels of all images), and the mean Lab
+shift Δa*, Δb* (positive Δb* = yellower, negative = bluer), with the number of
+images whose Δb* is negative.  With more files than ``--images``, a random (seeded)
+sample of them is used.  A constant bias would show the same numbers on
+training images and on Kodak; a bias that depends on content or rate would not
+(so it cannot be removed by a fixed per-channel offset).  ``--max-side N``
+centre-crops every image to at most N×N (large training photos); 0 keeps them whole.
+"""
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+def centre_crop(image, max_side):
+    """The centre max_side × max_side (at most) of an HxWx3 array; 0 keeps it whole."""
+    if not max_side:
+        return image
+    h, w = min(image.shape[0], max_side), min(image.shape[1], max_side)
+    y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    return image[y0:y0 + h, x0:x0 + w]
+
+
+def measure(codec, images, offsets):
+    """Rows of dict(offset, bpp, error_rgb [3], delta_a, delta_b, bluer, images) per offset.
+
+    error_rgb is the pixel-weighted mean of decoded − original (uint8 units); delta_a,
+    delta_b the image-averaged Lab shifts (``tfycc.metrics.delta_ab``); bluer the
+    number of images with delta_b < 0.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from tfycc import metrics
+
+    rows = []
+    for offset in offsets:
+        err, pixels, bits, shifts = np.zeros(3), 0, 0, []
+        for image in images:
+            data = codec.compress_at(tf.constant(image), tf.constant(offset, tf.float32)).numpy()
+            out = codec.decompress(data).numpy()
+            err += (out.astype(np.float64) - image).sum(axis=(0, 1))
+            pixels += image.shape[0] * image.shape[1]
+            bits += 8 * len(data)
+            shifts.append(metrics.delta_ab(image, out))
+        da, db = np.mean(shifts, axis=0)
+        rows.append(dict(offset=offset, bpp=bits / pixels, error_rgb=list(err / pixels),
+                         delta_a=float(da), delta_b=float(db),
+                         bluer=sum(1 for _, b in shifts if b < 0), images=len(images)))
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="shipped model name or directory (default: the shipped default)")
+    p.add_argument("--data", default=os.path.join(SHARED, "kodak"), help="folder or glob of images")
+    p.add_argument("--offsets", default="-2,0,2", help="level offsets (default %(default)s)")
+    p.add_argument("--images", type=int, default=24,
+                   help="at most this many images (a seeded random sample of more; default 24)")
+    p.add_argument("--seed", type=int, default=0, help="seed of that sample")
+    p.add_argument("--max-side", type=int, default=0, help="centre-crop to at most N×N (0: whole)")
+    p.add_argument("--json", help="also write the rows here")
+    args = p.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    import random
+
+    from tfycc.cli import CliError, load_codec, read_image
+    from tfycc.data import list_images
+
+    try:
+        offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--offsets: not a list of numbers: {args.offsets!r}")
+    try:
+        files = list_images(args.data)
+    except ValueError as e:
+        p.error(str(e))
+    try:
+        codec, model_id = load_codec(args.model)
+    except CliError as e:
+        p.error(str(e))
+    if len(files) > args.images:
+        files = sorted(random.Random(args.seed).sample(files, args.images))
+    try:
+        images = [centre_crop(read_image(f), args.max_side) for f in files]
+    except CliError as e:
+        p.error(str(e))
+    rows = measure(codec, images, offsets)
+    print(f"{model_id}, {len(images)} images from {args.data}"
+          + (f", centre {args.max_side}² crops" if args.max_side else "") + "\n")
+    print("| offset | bpp | mean error R | G | B (of 255) | Δa* | Δb* | images with Δb* < 0 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        e = r["error_rgb"]
+        print(f"| {r['offset']:+g} | {r['bpp']:.3f} | {e[0]:+.2f} | {e[1]:+.2f} | {e[2]:+.2f} | "
+              f"{r['delta_a']:+.2f} | {r['delta_b']:+.2f} | {r['bluer']}/{r['images']} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(model_id=model_id, data=args.data, max_side=args.max_side,
+                           images=[os.path.relpath(f, args.data) if os.path.isdir(args.data) else f
+                                   for f in files], rows=rows), f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
