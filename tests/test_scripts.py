@@ -101,7 +101,7 @@ def test_colour_bias_is_the_mean_signed_error_of_real_files(exported_tiny, tmp_p
     model_dir = str(exported_tiny / "tiny")
     script = _load_script("colour_bias")
     assert script.main(["--model", model_dir, "--data", str(tmp_path), "--offsets=-1,0",
-                        "--max-side", "64", "--json", str(out)]) == 0
+                        "--max-side", "64", "--subtract", "1,0,-2", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["offset"] for r in rows] == [-1, 0] and rows[1]["images"] == 1
     model = load_model(model_dir)
@@ -113,8 +113,14 @@ def test_colour_bias_is_the_mean_signed_error_of_real_files(exported_tiny, tmp_p
     assert np.allclose(rows[1]["error_rgb"], (decoded.astype(float) - crop).mean(axis=(0, 1)))
     assert rows[1]["delta_b"] == pytest.approx(metrics.delta_ab(crop, decoded)[1])
     assert rows[1]["bpp"] == pytest.approx(8 * len(data) / 64 ** 2)
+    assert rows[1]["psnr"] == pytest.approx(metrics.psnr(crop, decoded))
+    fixed = np.clip(decoded.astype(float) - [1, 0, -2], 0, 255).astype(np.uint8)
+    assert rows[1]["corrected"]["ciede2000"] == pytest.approx(metrics.ciede2000(crop, fixed))
     with pytest.raises(SystemExit) as e:
         script.main(["--model", model_dir, "--data", str(tmp_path / "none")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        script.main(["--model", model_dir, "--data", str(tmp_path), "--subtract", "1,2"])
     assert e.value.code == 2
 
 
