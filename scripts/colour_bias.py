@@ -25,15 +25,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
-def centre_crop(image, max_side):
-    """The centre max_side × max_side (at most) of an HxWx3 array; 0 keeps it whole."""
-    if not max_side:
-        return image
-    h, w = min(image.shape[0], max_side), min(image.shape[1], max_side)
-    y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-    return image[y0:y0 + h, x0:x0 + w]
-
-
 def _stats(pairs):
     """(original, decoded) uint8 pairs -> dict(error_rgb, delta_a, delta_b, bluer, psnr, ciede2000)."""
     import numpy as np
@@ -109,7 +100,7 @@ def main(argv=None):
     import random
 
     from tfycc.cli import CliError, load_codec, read_image
-    from tfycc.data import list_images
+    from tfycc.data import centre_crop, list_images
 
     try:
         offsets = [float(v) for v in args.offsets.split(",") if v.strip()]

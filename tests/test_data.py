@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfycc.data import list_images, patch_dataset
+from tfycc.data import centre_crop, list_images, patch_dataset
 
 
 @pytest.fixture()
@@ -21,6 +21,13 @@ def test_list_images_accepts_directories_and_globs(image_dir):
     assert len(list_images([str(image_dir / "*.png")])) == 3
     with pytest.raises(ValueError):
         list_images(str(image_dir / "*.gif"))
+
+
+def test_centre_crop_keeps_the_middle_of_arrays_and_tensors():
+    image = np.arange(5 * 8 * 3).reshape(5, 8, 3)
+    np.testing.assert_array_equal(centre_crop(image, 4), image[0:4, 2:6])
+    np.testing.assert_array_equal(centre_crop(tf.constant(image), 6).numpy(), image[:, 1:7])
+    assert centre_crop(image, 0) is image
 
 
 def test_patches_are_uint8_batches_and_small_images_are_skipped(image_dir):

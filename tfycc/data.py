@@ -7,7 +7,8 @@ import os
 
 import tensorflow as tf
 
-__all__ = ["list_images", "decode_image", "patch_dataset", "tfds_patch_dataset", "IMAGE_SUFFIXES"]
+__all__ = ["list_images", "decode_image", "centre_crop", "patch_dataset", "tfds_patch_dataset",
+           "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -30,6 +31,16 @@ def decode_image(contents):
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
+
+
+def centre_crop(image, max_side):
+    """The centre (at most) max_side x max_side of an [H, W, ...] array or eager tensor;
+    max_side 0 keeps it whole."""
+    if not max_side:
+        return image
+    h, w = min(image.shape[0], max_side), min(image.shape[1], max_side)
+    y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    return image[y0:y0 + h, x0:x0 + w]
 
 
 def _patches(images, patch_size, batch_size, shuffle_buffer, seed):

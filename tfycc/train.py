@@ -167,10 +167,9 @@ def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=Fa
             np.zeros([em.num_level_rows, model.levels + 1])]
     pixels = 0
     for f in tqdm(files, desc="calibrate", unit="image", disable=not progress):
-        image = data_lib.decode_image(tf.io.read_file(f))
-        h, w = min(image.shape[0], max_side), min(image.shape[1], max_side)
-        y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-        x = _pad_to_grid(tf.cast(image[None, y0:y0 + h, x0:x0 + w], tf.float32) / 255.0)
+        image = data_lib.centre_crop(data_lib.decode_image(tf.io.read_file(f)), max_side)
+        h, w = image.shape[:2]
+        x = _pad_to_grid(tf.cast(image[None], tf.float32) / 255.0)
         for off in offsets:
             lat = analyze(x, tf.constant(float(off)))
             bits = [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in ("y", "c")]
