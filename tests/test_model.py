@@ -96,6 +96,28 @@ def test_train_step_reports_the_documented_metrics():
         assert key in history and np.isfinite(history[key][0]), key
 
 
+def test_rmse_distortion_is_the_root_mean_square_rgb_error_and_is_saved(tmp_path):
+    from tfycc.colour import ycbcr_to_rgb
+    from tfycc.model import load_model, save_model
+
+    tf.keras.utils.set_random_seed(3)
+    x = tf.random.uniform([2, 32, 32, 3])
+    model = build_model("tiny", distortion="rmse")
+    lat = model.analyze(x)
+    rgb_hat = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"],
+                                            lat["mask_c"]))
+    expected = np.sqrt(np.mean(np.square(x.numpy() - rgb_hat.numpy())))
+    np.testing.assert_allclose(model(x, training=False)["distortion"].numpy(), expected, rtol=1e-5)
+    l1 = build_model("tiny")
+    l1.set_weights(model.get_weights())
+    assert abs(float(l1(x, training=False)["distortion"]) - expected) > 1e-3  # a different loss
+    save_model(model, str(tmp_path))
+    assert load_model(str(tmp_path)).hparams["distortion"] == "rmse"
+    assert load_model(str(tmp_path), distortion="l1").hparams["distortion"] == "l1"
+    with pytest.raises(ValueError, match="distortion"):
+        build_model("tiny", distortion="ssim")
+
+
 def test_mirrored_strategy_fit_with_two_cpu_replicas(tmp_path):
     code = """
 import sys

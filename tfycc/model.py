@@ -18,7 +18,10 @@ codes: level l keeps ceil(n_Y l / L) luma and ceil(n_C l / L) colour channels, s
 the two streams always share one rate allocation and colour cannot starve luma
 (or the reverse).  Only the levels and the kept bits go into the file.
 
-Loss: |Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) + lambda * max(0, R - target) + R_tables
+Loss: D + lambda * max(0, R - target) + R_tables, with the distortion D either
+|Y - Y^| + gamma (|Cb - Cb^| + |Cr - Cr^|) (``distortion="l1"``, the reference design's) or
+the root-mean-square RGB error (``"rmse"``: the same minimiser as the MSE that PSNR
+measures, and of the same size as the L1 sum, so lambda keeps its meaning)
 (``rate_penalty="hinge"``, Li et al.'s threshold) or lambda * |R - target|
 (``"absolute"``: also pushes the rate *up* to the target -- seen needed early in
 training, when the distortion gradient alone kept lowering the levels below target),
@@ -80,7 +83,7 @@ class TwoStreamCodec(tf.keras.Model):
 
     def __init__(self, filters_y, filters_c, num_blocks, num_groups, code_y, code_c, levels,
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
-                 random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge",
+                 random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0, model_id=None,
                  **kwargs):
         super().__init__(**kwargs)
@@ -88,6 +91,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
         if rate_penalty not in ("hinge", "absolute"):
             raise ValueError(f"rate_penalty must be 'hinge' or 'absolute', not {rate_penalty!r}")
+        if distortion not in ("l1", "rmse"):
+            raise ValueError(f"distortion must be 'l1' or 'rmse', not {distortion!r}")
         if streams not in ("ycbcr", "rgb"):
             raise ValueError(f"streams must be 'ycbcr' or 'rgb', not {streams!r}")
         if streams == "rgb":
@@ -97,7 +102,7 @@ class TwoStreamCodec(tf.keras.Model):
             code_y=code_y, code_c=code_c, levels=levels, lmbda=float(lmbda), gamma=float(gamma),
             rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
-            rate_penalty=rate_penalty,
+            rate_penalty=rate_penalty, distortion=distortion,
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             stage_blocks=int(stage_blocks), model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
         self.levels = levels
@@ -246,8 +251,12 @@ class TwoStreamCodec(tf.keras.Model):
         lat = self.analyze(rgb, offset, override, importance_grad=warmup if training else None)
         ycc_hat = self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"])
         ycc = rgb_to_ycbcr(rgb)
-        err = tf.reduce_mean(tf.abs(ycc - ycc_hat), axis=[0, 1, 2])
-        distortion = err[0] + self.hparams["gamma"] * (err[1] + err[2])
+        if self.hparams["distortion"] == "rmse":
+            # Unclipped, so that out-of-range outputs still get a gradient back.
+            distortion = tf.sqrt(tf.reduce_mean(tf.square(rgb - ycbcr_to_rgb(ycc_hat))) + 1e-12)
+        else:
+            err = tf.reduce_mean(tf.abs(ycc - ycc_hat), axis=[0, 1, 2])
+            distortion = err[0] + self.hparams["gamma"] * (err[1] + err[2])
         # Rates in bits per pixel, averaged over the images whose levels are real.
         pixels = tf.cast(tf.reduce_prod(tf.shape(rgb)[1:3]), tf.float32) * tf.maximum(
             tf.reduce_sum(real), 1.0)

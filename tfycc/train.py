@@ -82,6 +82,9 @@ def build_parser():
     h.add_argument("--rate-term", choices=["entropy", "importance"])
     h.add_argument("--rate-penalty", choices=["hinge", "absolute"],
                    help="hinge: lambda*max(0, R-target); absolute: lambda*|R-target|")
+    h.add_argument("--distortion", choices=["l1", "rmse"],
+                   help="l1: |Y-Y^| + gamma(|Cb-Cb^| + |Cr-Cr^|) (default); rmse: root-mean-square "
+                        "RGB error (what PSNR measures; gamma unused)")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
@@ -282,7 +285,7 @@ def main(argv=None):
     overrides = {k: v for k, v in dict(
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
         offset_range=args.offset_range, random_level_prob=args.random_level_prob,
-        rate_penalty=args.rate_penalty, stage_blocks=args.stage_blocks,
+        rate_penalty=args.rate_penalty, distortion=args.distortion, stage_blocks=args.stage_blocks,
         rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
