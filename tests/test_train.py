@@ -72,6 +72,23 @@ def test_killed_run_resumes_where_it_stopped(images, tmp_path):
     assert (out / "config.json").exists()
 
 
+@pytest.mark.slow
+def test_warm_start_keeps_the_model_family_and_takes_loss_overrides(images, tmp_path):
+    from conftest import varied_tiny
+    from tfycc.model import load_model, save_model
+
+    src, out = tmp_path / "src", tmp_path / "run"
+    save_model(varied_tiny("tfycc-mine-20260101-00000000"), str(src))
+    r = subprocess.run(_train_cmd("--data", images, "--out", out, "--init-from", src,
+                                  "--config", "paper", "--distortion", "rmse", "--steps", 2,
+                                  "--patch-size", 64, "--batch-size", 2, "--no-export"),
+                       capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    model = load_model(str(out))
+    assert model.model_id.startswith("tfycc-mine-"), model.model_id  # not "tfycc-paper-"
+    assert model.hparams["distortion"] == "rmse" and model.hparams["filters_y"] == 16
+
+
 def _free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:

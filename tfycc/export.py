@@ -7,7 +7,13 @@ import tempfile
 
 import tensorflow as tf
 
-__all__ = ["default_model_id", "export_codec", "export_servable", "load_codec", "main"]
+__all__ = ["default_model_id", "model_family", "export_codec", "export_servable", "load_codec", "main"]
+
+
+def model_family(model_id, default="model"):
+    """The CONFIG part of a ``tfycc-CONFIG-DATE-HASH`` id; ``default`` for any other id."""
+    parts = model_id.split("-")
+    return parts[1] if len(parts) > 3 and parts[0] == "tfycc" else default
 
 
 def default_model_id(model, config_name="custom"):

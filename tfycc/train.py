@@ -223,9 +223,7 @@ def calibrate_main(argv=None):
     model = load_model(args.model)
     old_id = model.model_id
     before, after = calibrate(model, files, offsets, progress=True)
-    parts = old_id.split("-")
-    model.model_id = args.model_id or export.default_model_id(
-        model, parts[1] if len(parts) > 3 and parts[0] == "tfycc" else "model")
+    model.model_id = args.model_id or export.default_model_id(model, export.model_family(old_id))
     save_model(model, args.out)
     export.export_codec(model, os.path.join(args.out, "codec"))
     export.export_servable(model, os.path.join(args.out, "servable"))
@@ -325,7 +323,10 @@ def main(argv=None):
     # Every worker saves (reading distributed variables may need all workers); only the
     # chief keeps its copy and exports.
     chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
-    model.model_id = args.model_id or export.default_model_id(model, args.config)
+    # A warm start keeps its family (tfycc-rgb-... stays rgb), whatever --config says.
+    family = (export.model_family(model.model_id) if args.init_from
+              else "rgb" if args.streams == "rgb" else args.config)
+    model.model_id = args.model_id or export.default_model_id(model, family)
     if not chief:
         import tempfile
 
