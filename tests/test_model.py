@@ -96,8 +96,8 @@ def test_train_step_reports_the_documented_metrics():
         assert key in history and np.isfinite(history[key][0]), key
 
 
-def test_rmse_distortion_is_the_root_mean_square_rgb_error_and_is_saved(tmp_path):
-    from tfycc.colour import ycbcr_to_rgb
+def test_rmse_distortions_measure_what_they_say_and_are_saved(tmp_path):
+    from tfycc.colour import rgb_to_ycbcr, ycbcr_to_rgb
     from tfycc.model import load_model, save_model
 
     tf.keras.utils.set_random_seed(3)
@@ -114,6 +114,12 @@ def test_rmse_distortion_is_the_root_mean_square_rgb_error_and_is_saved(tmp_path
     save_model(model, str(tmp_path))
     assert load_model(str(tmp_path)).hparams["distortion"] == "rmse"
     assert load_model(str(tmp_path), distortion="l1").hparams["distortion"] == "l1"
+    mixed = build_model("tiny", distortion="rmse-y")
+    mixed.set_weights(model.get_weights())
+    ycc, ycc_hat = rgb_to_ycbcr(x).numpy(), rgb_to_ycbcr(rgb_hat).numpy()
+    want = (np.sqrt(np.mean(np.square(ycc[..., 0] - ycc_hat[..., 0])))
+            + np.abs(ycc[..., 1:] - ycc_hat[..., 1:]).mean(axis=(0, 1, 2)).sum())
+    np.testing.assert_allclose(mixed(x, training=False)["distortion"].numpy(), want, rtol=1e-4)
     with pytest.raises(ValueError, match="distortion"):
         build_model("tiny", distortion="ssim")
 

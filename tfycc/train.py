@@ -82,9 +82,10 @@ def build_parser():
     h.add_argument("--rate-term", choices=["entropy", "importance"])
     h.add_argument("--rate-penalty", choices=["hinge", "absolute"],
                    help="hinge: lambda*max(0, R-target); absolute: lambda*|R-target|")
-    h.add_argument("--distortion", choices=["l1", "rmse"],
+    h.add_argument("--distortion", choices=["l1", "rmse", "rmse-y"],
                    help="l1: |Y-Y^| + gamma(|Cb-Cb^| + |Cr-Cr^|) (default); rmse: root-mean-square "
-                        "RGB error (what PSNR measures; gamma unused)")
+                        "RGB error (what PSNR measures; gamma unused); rmse-y: rms(Y-Y^) + "
+                        "gamma(|Cb-Cb^| + |Cr-Cr^|)")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
