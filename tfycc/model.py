@@ -74,6 +74,11 @@ def _pad_to_grid(x):
     return tf.concat([x, tf.repeat(x[:, :, -1:], pw, axis=2)], 2)
 
 
+def _rms(x):
+    """Root-mean-square of a tensor (epsilon: a finite gradient at zero error)."""
+    return tf.sqrt(tf.reduce_mean(tf.square(x)) + 1e-12)
+
+
 def _ycc_to_uint8(ycc, height, width):
     """Decoder output YCbCr [1, H', W', 3] in [0, 1] -> the decoded uint8 RGB [height, width, 3]."""
     rgb = ycbcr_to_rgb(ycc[0, :height, :width])
@@ -254,16 +259,14 @@ class TwoStreamCodec(tf.keras.Model):
         lat = self.analyze(rgb, offset, override, importance_grad=warmup if training else None)
         ycc_hat = self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"])
         ycc = rgb_to_ycbcr(rgb)
-        if self.hparams["distortion"] == "rmse":
+        kind = self.hparams["distortion"]
+        if kind == "rmse":
             # Unclipped, so that out-of-range outputs still get a gradient back.
-            distortion = tf.sqrt(tf.reduce_mean(tf.square(rgb - ycbcr_to_rgb(ycc_hat))) + 1e-12)
+            distortion = _rms(rgb - ycbcr_to_rgb(ycc_hat))
         else:
             err = tf.reduce_mean(tf.abs(ycc - ycc_hat), axis=[0, 1, 2])
-            if self.hparams["distortion"] == "rmse-y":
-                err = tf.concat([
-                    tf.sqrt(tf.reduce_mean(tf.square(ycc[..., 0] - ycc_hat[..., 0])) + 1e-12)[None],
-                    err[1:]], 0)
-            distortion = err[0] + self.hparams["gamma"] * (err[1] + err[2])
+            luma = _rms(ycc[..., 0] - ycc_hat[..., 0]) if kind == "rmse-y" else err[0]
+            distortion = luma + self.hparams["gamma"] * (err[1] + err[2])
         # Rates in bits per pixel, averaged over the images whose levels are real.
         pixels = tf.cast(tf.reduce_prod(tf.shape(rgb)[1:3]), tf.float32) * tf.maximum(
             tf.reduce_sum(real), 1.0)

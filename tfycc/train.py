@@ -324,9 +324,9 @@ def main(argv=None):
     # Every worker saves (reading distributed variables may need all workers); only the
     # chief keeps its copy and exports.
     chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
-    # A warm start keeps its family (tfycc-rgb-... stays rgb), whatever --config says.
-    family = (export.model_family(model.model_id) if args.init_from
-              else "rgb" if args.streams == "rgb" else args.config)
+    # A warm start keeps its family (tfycc-rgb-... stays rgb), whatever --config says; a new
+    # model (id tfycc-untrained-HEX) is named after its configuration.
+    family = export.model_family(model.model_id, "rgb" if model.rgb_stream else args.config)
     model.model_id = args.model_id or export.default_model_id(model, family)
     if not chief:
         import tempfile
