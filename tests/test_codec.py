@@ -232,3 +232,65 @@ def test_fitting_tables_to_counts_gives_the_counted_rate_minimum(photo):
     # The coder tables follow: the file shrinks and still decodes.
     data = model.compress(photo).numpy()
     assert model.decompress(data).numpy().shape == photo.shape
+
+
+@pytest.mark.parametrize("context", [1, 2])
+def test_each_context_set_round_trips_the_latents(photo, context):
+    model = varied_tiny(f"tfycc-test-context{context}", context=context)
+    assert model.entropy.context == context and model.get_config()["context"] == context
+    image = photo[:45, :70]
+    level, bits_y, bits_c = _latents(model, image)
+    decoded = model.latents(model.compress(image))
+    assert bool(decoded["ok"])
+    np.testing.assert_array_equal(decoded["level"].numpy(), level)
+    np.testing.assert_array_equal(decoded["bits_y"].numpy(), bits_y)
+    np.testing.assert_array_equal(decoded["bits_c"].numpy(), bits_c)
+
+
+def test_context_2_sees_channels_k_minus_2_and_the_diagonal_levels():
+    """Latents that only context 2's extra conditions predict: channel k repeats channel
+    k - 2 (independent of k - 1), and each level repeats the level above-right.  Fitted to
+    their counts, context 2 codes them almost for free; context 1 cannot."""
+    from tfycc.entropy import EntropyModel
+
+    rng = np.random.default_rng(0)
+    h, w, n, L = 24, 24, 8, 4
+    level = np.zeros([h, w], np.int32)
+    level[0] = rng.integers(0, L + 1, w)
+    for i in range(1, h):
+        level[i, :-1] = level[i - 1, 1:]
+        level[i, -1] = rng.integers(0, L + 1)
+    base = rng.integers(0, 2, [h, w, 2])
+    bits = np.concatenate([base] * (n // 2), -1).astype(np.int32)  # channel k = channel k - 2
+    keep = level[..., None] * n > np.arange(n) * L
+    bits = bits * keep
+    costs = {}
+    for context in (1, 2):
+        em = EntropyModel((n, 0), L, context)
+        counts = em.context_counts(level, [bits, np.zeros([h, w, 0], np.int32)])
+        em.fit_tables(*counts, prior=1e-3)
+        costs[context] = em.counts_cost(*counts)
+    assert costs[2] < 0.35 * costs[1], costs
+
+
+def test_moving_a_model_to_context_2_keeps_its_output_and_rate_then_lowers_the_rate(photo):
+    from tfycc.model import with_context
+
+    old = varied_tiny("tfycc-test-move", context=1)
+    new = with_context(old, 2)
+    assert new.entropy.context == 2 and new.model_id == old.model_id
+    x = _pad_to_grid(tf.cast(photo[None], tf.float32) / 255.0)
+    lat_old, lat_new = old.analyze(x), new.analyze(x)
+    for key in ("level", "bits_y", "bits_c"):
+        np.testing.assert_array_equal(lat_new[key].numpy(), lat_old[key].numpy())
+    # The refined tables start as copies of the old ones: the same rate, to rounding.
+    assert float(new.rate(lat_new)[0]) == pytest.approx(float(old.rate(lat_old)[0]), rel=1e-5)
+    fitted = {}
+    for model, lat in ((old, lat_old), (new, lat_new)):
+        counts = model.entropy.context_counts(
+            lat["level"][0], [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in "yc"])
+        model.entropy.fit_tables(*counts, prior=1e-3)
+        fitted[model.entropy.context] = model.entropy.counts_cost(*counts)
+    assert fitted[2] < fitted[1]  # more conditions, lower empirical entropy
+    np.testing.assert_array_equal(new.decompress(new.compress(photo)).numpy(),
+                                  old.decompress(old.compress(photo)).numpy())

@@ -138,6 +138,25 @@ def test_calibrate_refits_the_tables_saves_and_exports_under_a_new_id(images, tm
     # Never overwrite without --force; bad input is exit code 2.
     assert calibrate_main([str(src), str(out), "--data", str(images)]) == 2
     assert calibrate_main([str(tmp_path), str(tmp_path / "x"), "--data", str(images)]) == 2
+
+
+def test_calibrate_moves_an_older_model_to_context_2(images, tmp_path):
+    from conftest import varied_tiny
+    from tfycc.model import load_model, save_model
+    from tfycc.train import calibrate_main
+
+    src, one, two = tmp_path / "src", tmp_path / "one", tmp_path / "two"
+    save_model(varied_tiny("tfycc-tiny-20260101-00000001", context=1), str(src))
+    args = ["--data", str(images), "--offsets=-1,0", "--images", "4"]
+    assert calibrate_main([str(src), str(one), *args]) == 0
+    assert calibrate_main([str(src), str(two), "--context", "2", *args]) == 0
+    models = [load_model(str(d)) for d in (one, two)]
+    assert [m.entropy.context for m in models] == [1, 2]
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    data = [m.compress(photo).numpy() for m in models]
+    assert data[1] != data[0]  # (which is smaller depends on data: 4 images here, 120 by default)
+    np.testing.assert_array_equal(models[1].decompress(data[1]).numpy(),
+                                  models[0].decompress(data[0]).numpy())
     assert calibrate_main([str(src), str(tmp_path / "y"), "--data", str(tmp_path / "none*")]) == 2
 
 

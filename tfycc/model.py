@@ -37,7 +37,9 @@ real file cost) or the importance-map proxy sum(p) (n_Y + n_C) / pixels
 (``rate_term="importance"``, Li et al.'s term).  R_tables is the same entropy-model
 rate with its gradient reaching only the probability tables, which thus always fit
 the latents (see ``rate``); after training, ``tfycc calibrate`` refits them exactly
-from counts on whole training images.
+from counts on whole training images.  ``context`` picks the entropy model's context
+set (``entropy.py``): 1 in models made before it existed, 2 in the named configurations;
+``tfycc calibrate --context 2`` moves a trained model to 2 without retraining it.
 """
 import json
 import os
@@ -50,17 +52,18 @@ from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .entropy import EntropyModel, checkerboard, neighbour_sum
 from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
 
-__all__ = ["CONFIGS", "TwoStreamCodec", "build_model", "save_model", "load_model"]
+__all__ = ["CONFIGS", "TwoStreamCodec", "build_model", "save_model", "load_model", "with_context"]
 
 CONFIGS = {
     # Unit tests only.
-    "tiny": dict(filters_y=16, filters_c=8, num_blocks=2, num_groups=1, code_y=8, code_c=4, levels=4),
+    "tiny": dict(filters_y=16, filters_c=8, num_blocks=2, num_groups=1, code_y=8, code_c=4, levels=4,
+                 context=2),
     # CPU training: 4 ResNet blocks (2 groups, 3 long skips) per encoder/decoder.
     "compact": dict(filters_y=128, filters_c=64, num_blocks=4, num_groups=2, code_y=64, code_c=16,
-                    levels=16),
+                    levels=16, context=2),
     # Reference design: 16 ResNet blocks, 5 long skips per encoder/decoder.
     "paper": dict(filters_y=128, filters_c=96, num_blocks=16, num_groups=4, code_y=64, code_c=16,
-                  levels=16),
+                  levels=16, context=2),
 }
 
 _METRICS = ("loss", "distortion", "bpp", "kept_bpp", "importance_bpp", "psnr", "level")
@@ -92,8 +95,8 @@ class TwoStreamCodec(tf.keras.Model):
     def __init__(self, filters_y, filters_c, num_blocks, num_groups, code_y, code_c, levels,
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
-                 fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0, model_id=None,
-                 **kwargs):
+                 fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0, context=1,
+                 model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -112,7 +115,8 @@ class TwoStreamCodec(tf.keras.Model):
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
             rate_penalty=rate_penalty, distortion=distortion,
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
-            stage_blocks=int(stage_blocks), model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
+            stage_blocks=int(stage_blocks), context=int(context),
+            model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
         self.levels = levels
         self.code_channels = (code_y, code_c)
         self.rgb_stream = streams == "rgb"
@@ -124,7 +128,7 @@ class TwoStreamCodec(tf.keras.Model):
         if not self.rgb_stream:
             self.enc_c = StreamEncoder(filters_c, code_c, fuse=fuse_encoder, name="enc_c", **stacks)
             self.dec_c = StreamDecoder(filters_c, 2, fuse=fuse_decoder, name="dec_c", **stacks)
-        self.entropy = EntropyModel(self.code_channels, levels, name="entropy")
+        self.entropy = EntropyModel(self.code_channels, levels, context, name="entropy")
         self.trackers = {m: tf.keras.metrics.Mean(name=m) for m in _METRICS}
 
     # ----- configuration ------------------------------------------------------
@@ -369,31 +373,31 @@ class TwoStreamCodec(tf.keras.Model):
         em, L = self.entropy, self.levels
         handle = tfc.create_range_decoder(payload, em.lookup())
 
-        def row(i, handle, above, rows):
-            handle, values = tfc.entropy_decode_index(handle, above, tf.shape(above), tf.int32)
-            return i + 1, handle, values, rows.write(i, values)
+        def row(i, handle, context, rows):
+            handle, values = tfc.entropy_decode_index(handle, context, tf.shape(context), tf.int32)
+            return i + 1, handle, em.row_context(values), rows.write(i, values)
 
         _, handle, _, rows = tf.while_loop(
             lambda i, *_: i < h, row,
-            (0, handle, tf.fill([w], L + 1), tf.TensorArray(tf.int32, size=h)))
+            (0, handle, em.row_context(tf.fill([w], L + 1)), tf.TensorArray(tf.int32, size=h)))
         level = tf.reshape(rows.stack(), [h, w])
         phase = checkerboard(h, w)
         bits = []
         for s, n in enumerate(self.code_channels):
-            prev, channels = tf.zeros([h, w], tf.int32), []
+            zero, channels = tf.zeros([h, w], tf.int32), []
             for k in range(n):
+                prev = (channels[::-1] + [zero] * 3)[:3]  # channels k - 1, k - 2, k - 3
                 keep = level * n > k * L
                 cur = tf.zeros([h, w], tf.int32)
                 for ph in (0, 1):
                     pos = tf.where(keep & tf.equal(phase, ph))
                     index = em.bit_index(em.channel_offsets[s] + k, level, ph, prev,
-                                         neighbour_sum(prev), neighbour_sum(cur) * ph)
+                                         neighbour_sum(cur) * ph)
                     handle, values = tfc.entropy_decode_index(
                         handle, tf.gather_nd(index + em.num_level_rows, pos), tf.shape(pos)[:1],
                         tf.int32)
                     cur = tf.tensor_scatter_nd_update(cur, pos, values)
                 channels.append(cur)
-                prev = cur
             bits.append(tf.stack(channels, -1) if n else tf.zeros([h, w, 0], tf.int32))
         ok = tfc.entropy_decode_finalize(handle)
         return level, bits, ok
@@ -443,6 +447,20 @@ def build_model(config="compact", **overrides):
     model = TwoStreamCodec(**params)
     model(tf.zeros([1, 2 * DOWNSAMPLING, 2 * DOWNSAMPLING, 3]))
     return model
+
+
+def with_context(model, context):
+    """A copy of ``model`` whose entropy model uses the context set ``context``.
+
+    The networks' weights are copied; the probability tables start from ``model``'s
+    (``EntropyModel.init_from``) -- refit them with ``train.calibrate``.
+    """
+    new = build_model(dict(model.get_config(), context=context))
+    for layer in model.layers:
+        if layer is not model.entropy:
+            new.get_layer(layer.name).set_weights(layer.get_weights())
+    new.entropy.init_from(model.entropy)
+    return new
 
 
 def save_model(model, directory):

@@ -201,6 +201,9 @@ def calibrate_main(argv=None):
     p.add_argument("--offsets", default="-2,-1,0,1,2", help="level offsets (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-id", help="id of the result (default: a new tfycc-CONFIG-DATE-HASH)")
+    p.add_argument("--context", type=int, choices=(1, 2),
+                   help="entropy-model context set of the result (default: the model's own; "
+                   "2 codes the same latents in fewer bits)")
     p.add_argument("--force", action="store_true", help="overwrite a model in OUT")
     args = p.parse_args(argv)
     try:
@@ -218,11 +221,13 @@ def calibrate_main(argv=None):
     import random
 
     from . import export
-    from .model import load_model, save_model
+    from .model import load_model, save_model, with_context
 
     files = sorted(random.Random(args.seed).sample(files, min(args.images, len(files))))
     model = load_model(args.model)
     old_id = model.model_id
+    if args.context and args.context != model.entropy.context:
+        model = with_context(model, args.context)
     before, after = calibrate(model, files, offsets, progress=True)
     model.model_id = args.model_id or export.default_model_id(model, export.model_family(old_id))
     save_model(model, args.out)
