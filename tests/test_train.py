@@ -157,6 +157,8 @@ def test_calibrate_moves_an_older_model_to_context_2(images, tmp_path):
     assert data[1] != data[0]  # (which is smaller depends on data: 4 images here, 120 by default)
     np.testing.assert_array_equal(models[1].decompress(data[1]).numpy(),
                                   models[0].decompress(data[0]).numpy())
+    # A context-2 model has no context-1 tables to go back to: exit code 2.
+    assert calibrate_main([str(two), str(tmp_path / "back"), "--context", "1", *args]) == 2
     assert calibrate_main([str(src), str(tmp_path / "y"), "--data", str(tmp_path / "none*")]) == 2
 
 

@@ -226,6 +226,10 @@ def calibrate_main(argv=None):
     files = sorted(random.Random(args.seed).sample(files, min(args.images, len(files))))
     model = load_model(args.model)
     old_id = model.model_id
+    if args.context and args.context < model.entropy.context:
+        print(f"tfycc calibrate: error: {args.model} uses context set {model.entropy.context}; "
+              f"it cannot go back to {args.context}", file=sys.stderr)
+        return 2
     if args.context and args.context != model.entropy.context:
         model = with_context(model, args.context)
     before, after = calibrate(model, files, offsets, progress=True)
