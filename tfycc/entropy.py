@@ -135,7 +135,7 @@ class EntropyModel(tf.keras.layers.Layer):
         n = self.code_channels[stream]
         h, w = tf.shape(bits)[-2], tf.shape(bits)[-1]
         prev = [tf.concat([tf.zeros_like(bits[..., :d, :, :]), bits[..., :-d, :, :]], axis=-3)
-                if d < n else tf.zeros_like(bits) for d in (1, 2, 3)]
+                for d in (1, 2, 3)]  # (d >= n: slices clamp to all zeros)
         phase = checkerboard(h, w)
         channel = tf.reshape(tf.range(n) + self.channel_offsets[stream], [n, 1, 1])
         return self.bit_index(channel, level[..., None, :, :], phase, prev,
@@ -254,7 +254,7 @@ class EntropyModel(tf.keras.layers.Layer):
         if (other.code_channels, other.levels) != (self.code_channels, self.levels):
             raise ValueError("entropy models differ in code channels or levels")
         if other.context > self.context:
-            raise ValueError(f"cannot refine context {other.context} to {self.context}")
+            raise ValueError(f"context set {other.context} cannot go back to {self.context}")
         k = self.num_bit_rows // other.num_bit_rows
         self.bit_logits.assign(np.repeat(other.bit_logits.numpy(), k))
         k = self.num_level_rows // other.num_level_rows

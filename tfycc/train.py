@@ -226,12 +226,12 @@ def calibrate_main(argv=None):
     files = sorted(random.Random(args.seed).sample(files, min(args.images, len(files))))
     model = load_model(args.model)
     old_id = model.model_id
-    if args.context and args.context < model.entropy.context:
-        print(f"tfycc calibrate: error: {args.model} uses context set {model.entropy.context}; "
-              f"it cannot go back to {args.context}", file=sys.stderr)
-        return 2
     if args.context and args.context != model.entropy.context:
-        model = with_context(model, args.context)
+        try:
+            model = with_context(model, args.context)
+        except ValueError as e:  # e.g. back to a smaller context set: no tables for it
+            print(f"tfycc calibrate: error: {args.model}: {e}", file=sys.stderr)
+            return 2
     before, after = calibrate(model, files, offsets, progress=True)
     model.model_id = args.model_id or export.default_model_id(model, export.model_family(old_id))
     save_model(model, args.out)
