@@ -153,11 +153,14 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     tf.keras.utils.set_random_seed(3)
     model = build_model("tiny", model_id="tfycc-test-grow")
     save_model(model, str(tmp_path / "m"))
-    grown = load_model(str(tmp_path / "m"), stage_blocks=1)
+    grown = load_model(str(tmp_path / "m"), stage_blocks=1, fine_blocks=1)
     assert grown.get_config()["stage_blocks"] == 1
+    assert grown.get_config()["fine_blocks"] == 1
     assert grown.count_params() > model.count_params()
     for stream in (grown.enc_y, grown.enc_c, grown.dec_y, grown.dec_c):
         assert len(stream.stages) == 1
+    for stream in (grown.dec_y, grown.dec_c):
+        assert len(stream.fine) == 1
     # The grown model writes the same file and decodes it to the same pixels.
     image = tf.constant(np.asarray(Image.open(os.path.join(DATA, "crop64.png")).convert("RGB")))
     data = model.compress(image)
@@ -169,6 +172,7 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     grown.fit(batch, steps_per_epoch=3, epochs=1, verbose=0)
     for stream in (grown.enc_y, grown.dec_y):
         assert np.abs(stream.stages[0].conv2.kernel.numpy()).max() > 0
+    assert np.abs(grown.dec_y.fine[0].conv2.kernel.numpy()).max() > 0
     # A grown model saves and loads like any other.
     save_model(grown, str(tmp_path / "g"))
     again = load_model(str(tmp_path / "g"))

@@ -143,11 +143,12 @@ class StreamDecoder(tf.keras.layers.Layer):
     With ``fuse=True`` the call takes the feature list of another decoder (the
     luma decoder) and concatenates it at every resolution: the colour stream then
     reuses luma structure (edges, textures) and needs fewer code channels.
-    ``stage_blocks`` ResNet blocks follow the first upsampling (at 1/4 resolution).
+    ``stage_blocks`` ResNet blocks follow the first upsampling (at 1/4 resolution),
+    ``fine_blocks`` the second (at 1/2 resolution, where detail is drawn).
     """
 
     def __init__(self, filters, out_channels, num_blocks, num_groups, fuse=False,
-                 stage_blocks=0, **kwargs):
+                 stage_blocks=0, fine_blocks=0, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.out_channels = filters, out_channels
         self.num_blocks, self.num_groups, self.fuse = num_blocks, num_groups, fuse
@@ -157,6 +158,7 @@ class StreamDecoder(tf.keras.layers.Layer):
         self.up = [_conv(4 * w) for w in widths]
         self.conv_out = _conv(out_channels, dtype="float32")
         self.stages = _stage_blocks(stage_blocks, widths[0])
+        self.fine = _stage_blocks(fine_blocks, widths[1])
 
     def call(self, bits, side=None):
         def join(x, i):
@@ -167,16 +169,15 @@ class StreamDecoder(tf.keras.layers.Layer):
         x = features[0]
         for i, conv in enumerate(self.up):
             x = tf.nn.relu(tf.nn.depth_to_space(conv(join(x, i) if i else x), 2))
-            if i == 0:
-                for block in self.stages:
-                    x = block(x)
+            for block in (self.stages, self.fine, [])[i]:
+                x = block(x)
             features.append(x)
         return self.conv_out(join(x, 3)), features
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "out_channels": self.out_channels,
                 "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse,
-                "stage_blocks": len(self.stages)}
+                "stage_blocks": len(self.stages), "fine_blocks": len(self.fine)}
 
 
 def _stage_blocks(count, width):

@@ -95,8 +95,8 @@ class TwoStreamCodec(tf.keras.Model):
     def __init__(self, filters_y, filters_c, num_blocks, num_groups, code_y, code_c, levels,
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
-                 fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0, context=1,
-                 model_id=None, **kwargs):
+                 fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
+                 fine_blocks=0, context=1, model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -115,7 +115,7 @@ class TwoStreamCodec(tf.keras.Model):
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
             rate_penalty=rate_penalty, distortion=distortion,
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
-            stage_blocks=int(stage_blocks), context=int(context),
+            stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks), context=int(context),
             model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
         self.levels = levels
         self.code_channels = (code_y, code_c)
@@ -123,11 +123,12 @@ class TwoStreamCodec(tf.keras.Model):
         stacks = dict(num_blocks=num_blocks, num_groups=num_groups, stage_blocks=int(stage_blocks))
         self.enc_y = StreamEncoder(filters_y, code_y, name="enc_y", **stacks)
         self.importance = ImportanceNet(max(filters_y // 2, 8), name="importance")
-        self.dec_y = StreamDecoder(filters_y, 3 if self.rgb_stream else 1, name="dec_y", **stacks)
+        decoders = dict(stacks, fine_blocks=int(fine_blocks))
+        self.dec_y = StreamDecoder(filters_y, 3 if self.rgb_stream else 1, name="dec_y", **decoders)
         self.enc_c = self.dec_c = None
         if not self.rgb_stream:
             self.enc_c = StreamEncoder(filters_c, code_c, fuse=fuse_encoder, name="enc_c", **stacks)
-            self.dec_c = StreamDecoder(filters_c, 2, fuse=fuse_decoder, name="dec_c", **stacks)
+            self.dec_c = StreamDecoder(filters_c, 2, fuse=fuse_decoder, name="dec_c", **decoders)
         self.entropy = EntropyModel(self.code_channels, levels, context, name="entropy")
         self.trackers = {m: tf.keras.metrics.Mean(name=m) for m in _METRICS}
 

@@ -73,6 +73,9 @@ def build_parser():
                    help="ResNet blocks at 1/4 resolution in every encoder and decoder "
                         "(default 0); with --init-from this grows the "
                         "warm-started model, the new blocks starting as the identity")
+    m.add_argument("--fine-blocks", type=int,
+                   help="ResNet blocks at 1/2 resolution in every decoder (default 0); "
+                        "grows an --init-from model like --stage-blocks")
     m.add_argument("--streams", choices=["ycbcr", "rgb"], default="ycbcr",
                    help="ycbcr: the two-stream codec; rgb: one RGB stream (ablation baseline)")
     h = p.add_argument_group("loss (default: the model's own, or the configuration's)")
@@ -294,7 +297,7 @@ def main(argv=None):
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
         offset_range=args.offset_range, random_level_prob=args.random_level_prob,
         rate_penalty=args.rate_penalty, distortion=args.distortion, stage_blocks=args.stage_blocks,
-        rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
+        fine_blocks=args.fine_blocks, rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
         if args.init_from:
