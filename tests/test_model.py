@@ -178,6 +178,10 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     again = load_model(str(tmp_path / "g"))
     for a, b in zip(grown.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # Shrinking would drop trained blocks: refused.
+    for key in ("stage_blocks", "fine_blocks"):
+        with pytest.raises(ValueError, match="drop trained blocks"):
+            load_model(str(tmp_path / "g"), **{key: 0})
     # Growing again keeps the trained blocks and adds identity ones after them.
     twice = load_model(str(tmp_path / "g"), stage_blocks=2)
     for stream, old in ((twice.enc_y, again.enc_y), (twice.dec_c, again.dec_c)):

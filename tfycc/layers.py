@@ -169,7 +169,7 @@ class StreamDecoder(tf.keras.layers.Layer):
         x = features[0]
         for i, conv in enumerate(self.up):
             x = tf.nn.relu(tf.nn.depth_to_space(conv(join(x, i) if i else x), 2))
-            for block in (self.stages, self.fine, [])[i]:
+            for block in (self.stages, self.fine, [])[i]:  # at 1/4, 1/2, full resolution
                 x = block(x)
             features.append(x)
         return self.conv_out(join(x, 3)), features

@@ -106,6 +106,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError(f"distortion must be 'l1', 'rmse' or 'rmse-y', not {distortion!r}")
         if streams not in ("ycbcr", "rgb"):
             raise ValueError(f"streams must be 'ycbcr' or 'rgb', not {streams!r}")
+        if min(int(stage_blocks), int(fine_blocks)) < 0:
+            raise ValueError("stage_blocks and fine_blocks must not be negative")
         if streams == "rgb":
             code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
@@ -474,9 +476,16 @@ def save_model(model, directory):
 
 
 def load_model(directory, **overrides):
-    """Rebuild a model saved by ``save_model`` (or exported: reads codec/variables)."""
+    """Rebuild a model saved by ``save_model`` (or exported: reads codec/variables).
+
+    ``overrides`` may grow the model (more ``stage_blocks``/``fine_blocks``) but never
+    shrink it: fewer blocks would silently drop trained ones (ValueError).
+    """
     with open(os.path.join(directory, "config.json")) as f:
         config = json.load(f)
+    for key in ("stage_blocks", "fine_blocks"):
+        if int(overrides.get(key, config.get(key, 0))) < config.get(key, 0):
+            raise ValueError(f"{directory} has {key}={config[key]}: fewer would drop trained blocks")
     config.update(overrides)
     model = build_model(config)
     path = os.path.join(directory, "weights")

@@ -300,15 +300,19 @@ def main(argv=None):
         fine_blocks=args.fine_blocks, rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
-        if args.init_from:
-            model = load_model(args.init_from, **overrides)
-        else:
-            config = dict(CONFIGS[args.config], fuse_encoder=not args.no_encoder_fusion,
-                          fuse_decoder=not args.no_decoder_fusion, streams=args.streams,
-                          **overrides)
-            config.update({k: v for k, v in (("code_y", args.code_y), ("code_c", args.code_c))
-                           if v is not None})
-            model = build_model(config)
+        try:
+            if args.init_from:
+                model = load_model(args.init_from, **overrides)
+            else:
+                config = dict(CONFIGS[args.config], fuse_encoder=not args.no_encoder_fusion,
+                              fuse_decoder=not args.no_decoder_fusion, streams=args.streams,
+                              **overrides)
+                config.update({k: v for k, v in (("code_y", args.code_y), ("code_c", args.code_c))
+                               if v is not None})
+                model = build_model(config)
+        except ValueError as e:
+            print(f"tfycc train: error: {e}", file=sys.stderr)
+            return 2
         lr = learning_rate(args.learning_rate, total, args.warmup_steps)
         model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
 
