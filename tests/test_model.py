@@ -182,6 +182,13 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     for key in ("stage_blocks", "fine_blocks"):
         with pytest.raises(ValueError, match="drop trained blocks"):
             load_model(str(tmp_path / "g"), **{key: 0})
+    # A negative count is refused, also for a model saved before fine_blocks existed.
+    with open(tmp_path / "m" / "config.json") as f:
+        old = {k: v for k, v in json.load(f).items() if k != "fine_blocks"}
+    with open(tmp_path / "m" / "config.json", "w") as f:
+        json.dump(old, f)
+    with pytest.raises(ValueError, match="must not be negative"):
+        load_model(str(tmp_path / "m"), fine_blocks=-1)
     # Growing again keeps the trained blocks and adds identity ones after them.
     twice = load_model(str(tmp_path / "g"), stage_blocks=2)
     for stream, old in ((twice.enc_y, again.enc_y), (twice.dec_c, again.dec_c)):

@@ -483,9 +483,10 @@ def load_model(directory, **overrides):
     """
     with open(os.path.join(directory, "config.json")) as f:
         config = json.load(f)
-    for key in ("stage_blocks", "fine_blocks"):
-        if int(overrides.get(key, config.get(key, 0))) < config.get(key, 0):
-            raise ValueError(f"{directory} has {key}={config[key]}: fewer would drop trained blocks")
+    for key in ("stage_blocks", "fine_blocks"):  # (negative counts: the model refuses them)
+        have = config.get(key, 0)  # models saved before a key existed have none
+        if 0 <= int(overrides.get(key, have)) < have:
+            raise ValueError(f"{directory} has {key}={have}: fewer would drop trained blocks")
     config.update(overrides)
     model = build_model(config)
     path = os.path.join(directory, "weights")
