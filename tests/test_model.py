@@ -124,6 +124,45 @@ def test_rmse_distortions_measure_what_they_say_and_are_saved(tmp_path):
         build_model("tiny", distortion="ssim")
 
 
+def test_ms_ssim_weight_adds_its_term_trains_and_is_saved(tmp_path):
+    from tfycc.colour import ycbcr_to_rgb
+    from tfycc.losses import ms_ssim_scales
+    from tfycc.model import load_model, save_model
+
+    tf.keras.utils.set_random_seed(5)
+    x = tf.random.uniform([2, 64, 64, 3])
+    plain = build_model("tiny", distortion="rmse-y")
+    weighted = build_model("tiny", distortion="rmse-y", ms_ssim_weight=0.5)
+    weighted.set_weights(plain.get_weights())
+    lat = plain.analyze(x)
+    rgb_hat = ycbcr_to_rgb(plain.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"],
+                                            lat["mask_c"]))
+    # An independent reference: TensorFlow's own MS-SSIM with the scales 64^2 allows (3).
+    reference = tf.image.ssim_multiscale(x, rgb_hat, 1.0, power_factors=ms_ssim_scales(64))
+    extra = float(weighted(x, training=False)["distortion"] - plain(x, training=False)["distortion"])
+    np.testing.assert_allclose(extra, 0.5 * (1.0 - float(tf.reduce_mean(reference))), rtol=1e-3)
+    assert extra > 0.01
+    weighted.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
+    data = tf.data.Dataset.from_tensors(
+        tf.cast(tf.random.uniform([2, 32, 32, 3], 0, 255), tf.uint8)).repeat()
+    history = weighted.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    save_model(weighted, str(tmp_path / "w"))
+    assert load_model(str(tmp_path / "w")).hparams["ms_ssim_weight"] == 0.5
+    assert load_model(str(tmp_path / "w"), ms_ssim_weight=0.0).hparams["ms_ssim_weight"] == 0.0
+    # A model saved before the weight existed loads with the term off.
+    save_model(plain, str(tmp_path / "old"))
+    with open(tmp_path / "old" / "config.json") as f:
+        config = json.load(f)
+    config.pop("ms_ssim_weight")
+    with open(tmp_path / "old" / "config.json", "w") as f:
+        json.dump(config, f)
+    assert load_model(str(tmp_path / "old")).hparams["ms_ssim_weight"] == 0.0
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="ms_ssim_weight"):
+            build_model("tiny", ms_ssim_weight=bad)
+
+
 def test_mirrored_strategy_fit_with_two_cpu_replicas(tmp_path):
     code = """
 import sys

@@ -91,13 +91,15 @@ def test_warm_start_keeps_the_model_family_and_takes_loss_overrides(images, tmp_
     assert model.hparams["fine_blocks"] == 1 and len(model.dec_y.fine) == 1  # grown
 
 
-def test_negative_or_shrinking_block_counts_exit_2_with_one_line(images, tmp_path):
+def test_negative_or_shrinking_model_settings_exit_2_with_one_line(images, tmp_path):
     from tfycc.model import build_model, save_model
 
     save_model(build_model("tiny", fine_blocks=1), str(tmp_path / "src"))
     for extra, message in ((("--config", "tiny", "--fine-blocks", -1), "must not be negative"),
                            (("--init-from", tmp_path / "src", "--fine-blocks", 0),
-                            "fewer would drop trained blocks")):
+                            "fewer would drop trained blocks"),
+                           (("--init-from", tmp_path / "src", "--ms-ssim-weight=-1"),
+                            "ms_ssim_weight must be finite and >= 0")):
         r = subprocess.run(_train_cmd("--data", images, "--out", tmp_path / "run", "--steps", 1,
                                       *extra),
                            capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)

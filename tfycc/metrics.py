@@ -15,7 +15,8 @@ def psnr(a, b, peak=255.0):
 def ms_ssim(a, b):
     """5-scale MS-SSIM (standard weights) via tf.image.ssim_multiscale; needs sides >= 161.
 
-    Smaller images use as many scales as fit (renormalised weights).
+    Smaller images use as many scales as fit, with the first of the standard weights as
+    they are (not renormalised; training's ``losses.ms_ssim`` renormalises them).
     """
     import tensorflow as tf
 

@@ -24,7 +24,9 @@ the root-mean-square RGB error (``"rmse"``: the same minimiser as the MSE that P
 measures, and of the same size as the L1 sum, so lambda keeps its meaning) or
 rms(Y - Y^) + gamma (|Cb - Cb^| + |Cr - Cr^|) (``"rmse-y"``: luma as PSNR measures it,
 colour under L1, whose gradient does not fade with the small colour errors as the
-squared error's does -- ``"rmse"`` alone cost 1 dB PSNR-CbCr and 9 % CIEDE2000 BD-rate)
+squared error's does -- ``"rmse"`` alone cost 1 dB PSNR-CbCr and 9 % CIEDE2000 BD-rate),
+plus ``ms_ssim_weight`` * (1 - MS-SSIM(RGB, RGB^)) when that weight is above 0 (default 0;
+``losses.ms_ssim``, as many scales as the patch allows: 4 on 128^2 patches)
 (``rate_penalty="hinge"``, Li et al.'s threshold) or lambda * |R - target|
 (``"absolute"``: also pushes the rate *up* to the target -- seen needed early in
 training, when the distortion gradient alone kept lowering the levels below target),
@@ -51,6 +53,7 @@ from . import bitstream, ops
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .entropy import EntropyModel, checkerboard, neighbour_sum
 from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
+from .losses import ms_ssim
 
 __all__ = ["CONFIGS", "TwoStreamCodec", "build_model", "save_model", "load_model", "with_context"]
 
@@ -96,7 +99,7 @@ class TwoStreamCodec(tf.keras.Model):
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
-                 fine_blocks=0, context=1, model_id=None, **kwargs):
+                 fine_blocks=0, context=1, ms_ssim_weight=0.0, model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -108,6 +111,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError(f"streams must be 'ycbcr' or 'rgb', not {streams!r}")
         if min(int(stage_blocks), int(fine_blocks)) < 0:
             raise ValueError("stage_blocks and fine_blocks must not be negative")
+        if not 0.0 <= float(ms_ssim_weight) < float("inf"):
+            raise ValueError(f"ms_ssim_weight must be finite and >= 0, not {ms_ssim_weight!r}")
         if streams == "rgb":
             code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
@@ -115,7 +120,7 @@ class TwoStreamCodec(tf.keras.Model):
             code_y=code_y, code_c=code_c, levels=levels, lmbda=float(lmbda), gamma=float(gamma),
             rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
-            rate_penalty=rate_penalty, distortion=distortion,
+            rate_penalty=rate_penalty, distortion=distortion, ms_ssim_weight=float(ms_ssim_weight),
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks), context=int(context),
             model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
@@ -274,6 +279,10 @@ class TwoStreamCodec(tf.keras.Model):
             err = tf.reduce_mean(tf.abs(ycc - ycc_hat), axis=[0, 1, 2])
             luma = _rms(ycc[..., 0] - ycc_hat[..., 0]) if kind == "rmse-y" else err[0]
             distortion = luma + self.hparams["gamma"] * (err[1] + err[2])
+        if self.hparams["ms_ssim_weight"] > 0:
+            # On the unclipped RGB output, like "rmse"; every image counts (as for D).
+            distortion += self.hparams["ms_ssim_weight"] * (
+                1.0 - tf.reduce_mean(ms_ssim(rgb, ycbcr_to_rgb(ycc_hat))))
         # Rates in bits per pixel, averaged over the images whose levels are real.
         pixels = tf.cast(tf.reduce_prod(tf.shape(rgb)[1:3]), tf.float32) * tf.maximum(
             tf.reduce_sum(real), 1.0)

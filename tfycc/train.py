@@ -89,6 +89,8 @@ def build_parser():
                    help="l1: |Y-Y^| + gamma(|Cb-Cb^| + |Cr-Cr^|) (default); rmse: root-mean-square "
                         "RGB error (what PSNR measures; gamma unused); rmse-y: rms(Y-Y^) + "
                         "gamma(|Cb-Cb^| + |Cr-Cr^|)")
+    h.add_argument("--ms-ssim-weight", type=float, metavar="W",
+                   help="add W*(1 - MS-SSIM) of the RGB patches to the distortion (default 0: off)")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
@@ -297,7 +299,8 @@ def main(argv=None):
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
         offset_range=args.offset_range, random_level_prob=args.random_level_prob,
         rate_penalty=args.rate_penalty, distortion=args.distortion, stage_blocks=args.stage_blocks,
-        fine_blocks=args.fine_blocks, rate_warmup_steps=args.rate_warmup_steps).items() if v is not None}
+        fine_blocks=args.fine_blocks, rate_warmup_steps=args.rate_warmup_steps,
+        ms_ssim_weight=args.ms_ssim_weight).items() if v is not None}
     total = spe * epochs
     with strategy.scope():
         try:
