@@ -37,7 +37,8 @@ def _env(**extra):
 def test_train_20_steps_on_the_shared_training_photos(tmp_path):
     out = tmp_path / "run"
     r = subprocess.run(_train_cmd("--data", SHARED_TRAIN, "--out", out, "--config", "tiny",
-                                  "--steps", 20, "--mixed-precision"),
+                                  "--steps", 20, "--mixed-precision", "--patch-size", 64,
+                                  "--batch-size", 4),
                        capture_output=True, text=True, timeout=600, env=_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads((out / "train_info.json").read_text())
