@@ -20,6 +20,7 @@ def test_scales_fit_the_image_and_sum_to_one():
         assert abs(sum(ms_ssim_scales(side)) - 1.0) < 1e-12
     w = ms_ssim_scales(128)
     np.testing.assert_allclose(np.array(w) / w[0], np.array(MS_SSIM_WEIGHTS[:4]) / MS_SSIM_WEIGHTS[0])
+    assert ms_ssim_scales(128, normalise=False) == MS_SSIM_WEIGHTS[:4]
     with pytest.raises(ValueError, match="11 pixels"):
         ms_ssim_scales(10)
 

@@ -19,17 +19,18 @@ _FILTER, _SIGMA, _K1, _K2 = 11, 1.5, 0.01, 0.03
 _FLOOR = 1e-6
 
 
-def ms_ssim_scales(side):
+def ms_ssim_scales(side, normalise=True):
     """The exponents for an image whose shorter side is ``side`` pixels: as many of the
     standard scales as leave the coarsest one at least 11 pixels (5 from 176 pixels up),
-    renormalised to sum to 1 so that fewer scales keep the value on the same footing."""
+    renormalised to sum to 1 (unless ``normalise`` is false) so that fewer scales keep
+    the value on the same footing."""
     scales = len(MS_SSIM_WEIGHTS)
     while scales > 1 and side < _FILTER * 2 ** (scales - 1):
         scales -= 1
     if side < _FILTER:
         raise ValueError(f"MS-SSIM needs images of at least {_FILTER} pixels a side, not {side}")
     weights = MS_SSIM_WEIGHTS[:scales]
-    return tuple(w / sum(weights) for w in weights)
+    return tuple(w / sum(weights) for w in weights) if normalise else weights
 
 
 def _gaussian(channels):

@@ -13,19 +13,16 @@ def psnr(a, b, peak=255.0):
 
 
 def ms_ssim(a, b):
-    """5-scale MS-SSIM (standard weights) via tf.image.ssim_multiscale; needs sides >= 161.
+    """5-scale MS-SSIM (standard weights) via tf.image.ssim_multiscale (sides >= 176).
 
     Smaller images use as many scales as fit, with the first of the standard weights as
     they are (not renormalised; training's ``losses.ms_ssim`` renormalises them).
     """
     import tensorflow as tf
 
-    weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-    side = min(np.shape(a)[:2])
-    scales = 5
-    while scales > 1 and side < 11 * 2 ** (scales - 1):
-        scales -= 1
-    w = weights[:scales]
+    from .losses import ms_ssim_scales
+
+    w = ms_ssim_scales(min(np.shape(a)[:2]), normalise=False)
     x = tf.constant(np.asarray(a)[None], tf.float32)
     y = tf.constant(np.asarray(b)[None], tf.float32)
     return float(tf.image.ssim_multiscale(x, y, 255.0, power_factors=w)[0])
