@@ -97,13 +97,14 @@ np.save({str(tmp_path / "there.npy")!r}, codec.decompress(data).numpy())
     np.testing.assert_array_equal(np.load(tmp_path / "there.npy"), here)
 
 
-def test_bfloat16_encoder_and_float32_decoder_agree_on_the_bitstream(photo):
+@pytest.mark.parametrize("context", [2, 3])
+def test_bfloat16_encoder_and_float32_decoder_agree_on_the_bitstream(photo, context):
     """Files made under mixed_bfloat16 decode under float32 (and the reverse): the coder's
     tables and contexts are integers, so only the pixels' float rounding differs."""
-    f32 = varied_tiny("tfycc-test-mixed")
+    f32 = varied_tiny("tfycc-test-mixed", context=context)
     tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        bf16 = build_model("tiny", model_id="tfycc-test-mixed")
+        bf16 = build_model("tiny", model_id="tfycc-test-mixed", context=context)
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
     bf16.set_weights(f32.get_weights())
@@ -234,7 +235,7 @@ def test_fitting_tables_to_counts_gives_the_counted_rate_minimum(photo):
     assert model.decompress(data).numpy().shape == photo.shape
 
 
-@pytest.mark.parametrize("context", [1, 2])
+@pytest.mark.parametrize("context", [1, 2, 3])
 def test_each_context_set_round_trips_the_latents(photo, context):
     model = varied_tiny(f"tfycc-test-context{context}", context=context)
     assert model.entropy.context == context and model.get_config()["context"] == context
@@ -271,6 +272,53 @@ def test_context_2_sees_channels_k_minus_2_and_the_diagonal_levels():
         em.fit_tables(*counts, prior=1e-3)
         costs[context] = em.counts_cost(*counts)
     assert costs[2] < 0.35 * costs[1], costs
+
+
+def test_context_3_sees_channel_k_minus_4_and_the_diagonals_decoded_first():
+    """Latents that only context 3's extra conditions predict: channel k repeats channel
+    k - 4 (independent of k - 1 ... k - 3), and at (odd, odd) positions a bit is 1 iff
+    two or more of its diagonal neighbours (all (even, even), decoded first in context
+    3's four phases; in context 2's checkerboard, not yet decoded) are 1.  Tables fitted
+    to one draw code another draw in less than half the bits with context 3."""
+    from tfycc.entropy import EntropyModel
+
+    h, w, n, L = 32, 32, 8, 4
+    level = np.full([h, w], L, np.int32)  # every channel kept
+
+    def draw(seed):
+        base = np.random.default_rng(seed).integers(0, 2, [h + 2, w + 2, n // 2])
+        diag = base[:-2, :-2] + base[:-2, 2:] + base[2:, :-2] + base[2:, 2:]
+        base = base[1:-1, 1:-1]
+        odd = (np.arange(h)[:, None] % 2 == 1) & (np.arange(w)[None] % 2 == 1)
+        # (diag uses zero padding at the border, as the context does)
+        diag = np.where(odd[..., None], diag, 0)
+        base = np.where(odd[..., None], (diag >= 2).astype(base.dtype), base)
+        return np.concatenate([base, base], -1).astype(np.int32)  # channel k = channel k - 4
+
+    costs = {}
+    for context in (2, 3):
+        em = EntropyModel((n, 0), L, context)
+        em.fit_tables(*em.context_counts(level, [draw(0), np.zeros([h, w, 0], np.int32)]))
+        costs[context] = em.counts_cost(
+            *em.context_counts(level, [draw(1), np.zeros([h, w, 0], np.int32)]))
+    assert costs[3] < 0.5 * costs[2], costs
+
+
+def test_moving_a_model_to_context_3_keeps_its_output_and_starts_at_one_bit_per_bit(photo):
+    from tfycc.model import with_context
+
+    old = varied_tiny("tfycc-test-move3", context=2)
+    new = with_context(old, 3)
+    assert new.entropy.context == 3 and new.entropy.num_phases == 4
+    x = _pad_to_grid(tf.cast(photo[None], tf.float32) / 255.0)
+    lat = new.analyze(x)
+    kept = float(tf.reduce_sum(lat["mask_y"]) + tf.reduce_sum(lat["mask_c"]))
+    level_bits = float(tf.reduce_sum(old.entropy.level_cost(lat["level"])))
+    assert float(new.rate(lat)[0]) == pytest.approx(kept + level_bits, rel=1e-5)
+    np.testing.assert_array_equal(new.decompress(new.compress(photo)).numpy(),
+                                  old.decompress(old.compress(photo)).numpy())
+    with pytest.raises(ValueError, match="cannot go back"):
+        with_context(new, 2)
 
 
 def test_moving_a_model_to_context_2_keeps_its_output_and_rate_then_lowers_the_rate(photo):

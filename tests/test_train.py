@@ -182,6 +182,13 @@ def test_calibrate_moves_an_older_model_to_context_2(images, tmp_path):
                                   models[0].decompress(data[0]).numpy())
     # A context-2 model has no context-1 tables to go back to: exit code 2.
     assert calibrate_main([str(two), str(tmp_path / "back"), "--context", "1", *args]) == 2
+    # On to context 3: the same pixels again, from a file in the new format.
+    three = tmp_path / "three"
+    assert calibrate_main([str(two), str(three), "--context", "3", *args]) == 0
+    model = load_model(str(three))
+    assert model.entropy.context == 3
+    np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
+                                  models[0].decompress(data[0]).numpy())
 
 
 def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):

@@ -4,10 +4,11 @@ Probabilities are a learned lookup table over *discrete* contexts only, so the
 encoder and the decoder always pick the same table row, whatever the float
 precision or machine that ran the networks.
 
-Two context sets exist (``context``, a model hyperparameter saved with it): 1, the
-first shipped models', and 2, which adds more of what the decoder already knows.
+Three context sets exist (``context``, a model hyperparameter saved with it): 1, the
+first shipped models', 2, which adds more of what the decoder already knows, and 3,
+which decodes each channel in four phases instead of two and conditions on more.
 
-Bit contexts (channel k of a stream, latent position (i, j), level l there):
+Bit contexts of sets 1 and 2 (channel k of a stream, latent position (i, j), level l):
   * g     -- global channel index (luma channels first, then colour channels),
   * l     -- the importance level at (i, j), in {0, ..., L},
   * phase -- checkerboard parity (i + j) mod 2; phase-0 bits of a channel are
@@ -18,15 +19,28 @@ Bit contexts (channel k of a stream, latent position (i, j), level l there):
              hence already decoded), in {0, ..., 4}; 0 for phase 0;
   * a2, a3 -- context 2 only: bits of channels k - 2 and k - 3 at (i, j) (0 below
              channel 0).
+Context 3 (``channel_context`` and ``bit_index``):
+  * g, a, s as above; a2, a3 and a4 (channel k - 4);
+  * four phases per channel, each decoded at once: 0 = (even row, even column),
+    1 = (odd, odd), 2 = (even, odd), 3 = (odd, even); the own-channel context is
+    then 0 for phase 0, the sum of the 4 diagonal neighbours (all phase 0) for phase
+    1, of the 4 orthogonal ones (phases 0 and 1) for phase 2, and of all 8 (phases
+    0-2) for phase 3: 1 + 5 + 5 + 9 = 20 values;
+  * dl = min(l - l_k, 3), how far the level lies above l_k, the lowest level that
+    keeps channel k (in place of l itself: as good in a prototype, 4x fewer rows);
+  * e -- 1 when a 4-neighbour inside the image does not keep channel k.
 Masked-out bits count as 0 in every context (they are 0 in the decoder too).
 
 Level contexts: the level of the position above (context 1), or the levels above,
-above-left and above-right (context 2); L + 1 outside the image.  Either way only
-the row above is needed, so a whole row of levels decodes in one call.
+above-left and above-right (contexts 2 and 3); L + 1 outside the image.  Either way
+only the row above is needed, so a whole row of levels decodes in one call.
 
 Measured on the session-10 model (Kodak latents, tables counted on training images):
 context 2 codes the kept bits in 0.723 bits each (context 1: 0.754) and the levels in
 0.0195 bpp (0.0223); its Kodak files are 5.5-7.9 % smaller at level offsets -3...+3.
+Context 3, on the session-12 model (the same latents, tables counted on 120 training
+images at offsets -2...+3, ``tfycc calibrate --context 3``): its Kodak files are 2.1 /
+4.5 / 7.3 / 7.0 / 8.1 / 8.0 / 7.9 % smaller than context 2's at offsets -3...+3.
 
 Coding tables are int32 variables filled from the float tables by
 ``update_tables`` (NumPy, explicit, deterministic) and saved with the model; the
@@ -40,12 +54,17 @@ __all__ = [
     "EntropyModel",
     "neighbour_sum",
     "checkerboard",
+    "quad_phases",
+    "diagonal_sum",
     "quantize_pmf",
 ]
 
 PRECISION = 16
 _LOGIT_SCALE = 10.0  # table logits are stored divided by this: a 10x learning rate for the table
-_NCTX = {1: 2 * 2 * 5 * 5, 2: 2 * 2 * 5 * 5 * 2 * 2}  # phase, a, s, t (, a2, a3)
+# Bit-table rows per channel and level (sets 1, 2: phase, a, s, t (, a2, a3)) or per
+# channel (set 3: dl, e, a and s, a2 a3 a4, phase and own-channel sum).
+_NCTX = {1: 2 * 2 * 5 * 5, 2: 2 * 2 * 5 * 5 * 2 * 2, 3: 4 * 20 * 10 * 8 * 2}
+_BACKOFF3 = (_NCTX[3], 2 * 10 * 8 * 20, 10 * 8 * 20, 8 * 20, 20, 1)  # set 3's row prefixes
 CONTEXTS = tuple(_NCTX)  # context sets (the CLI lists them too)
 
 
@@ -59,6 +78,20 @@ def neighbour_sum(x):
 def checkerboard(h, w):
     """[h, w] int32 parity map (i + j) mod 2."""
     return (tf.range(h)[:, None] + tf.range(w)[None, :]) % 2
+
+
+def quad_phases(h, w):
+    """[h, w] int32 phase of context set 3: 0 (even row, even column), 1 (odd, odd),
+    2 (even, odd), 3 (odd, even)."""
+    i, j = tf.range(h)[:, None] % 2, tf.range(w)[None, :] % 2
+    return tf.where(tf.equal(i, j), i, 2 + i)
+
+
+def diagonal_sum(x):
+    """Sum of the 4 diagonal neighbours over the last two axes (zero padded)."""
+    pad = [[0, 0]] * (len(x.shape) - 2) + [[1, 1], [1, 1]]
+    p = tf.pad(x, pad)
+    return p[..., :-2, :-2] + p[..., :-2, 2:] + p[..., 2:, :-2] + p[..., 2:, 2:]
 
 
 def quantize_pmf(pmf, precision=PRECISION):
@@ -97,8 +130,10 @@ class EntropyModel(tf.keras.layers.Layer):
         self.levels = int(levels)
         self.num_channels = sum(self.code_channels)
         self.channel_offsets = tuple(int(v) for v in np.cumsum((0,) + self.code_channels)[:-1])
-        self.num_bit_rows = self.num_channels * (self.levels + 1) * _NCTX[self.context]
+        per_level = 1 if self.context == 3 else self.levels + 1
+        self.num_bit_rows = self.num_channels * per_level * _NCTX[self.context]
         self.num_level_rows = (self.levels + 2) ** (1 if self.context == 1 else 3)
+        self.num_phases = 4 if self.context == 3 else 2
         self.bit_logits = self.add_weight(
             name="bit_logits", shape=[self.num_bit_rows], initializer="zeros", trainable=True)
         self.level_logits = self.add_weight(
@@ -115,17 +150,50 @@ class EntropyModel(tf.keras.layers.Layer):
             trainable=False)
 
     # ----- contexts (integer functions of decoded values) -------------------------
-    def bit_index(self, channel, level, phase, prev, t):
-        """Table row of each bit; ``channel`` is global, the rest int32 and broadcastable.
+    def phases(self, h, w):
+        """[h, w] int32 decoding phase of each position (channels decode phase by phase)."""
+        return quad_phases(h, w) if self.context == 3 else checkerboard(h, w)
 
-        prev: [bits of channels k - 1, k - 2, k - 3] of the same stream (zeros where there
-        is no such channel); t: phase * (neighbour sum of channel k's own bits).
+    def own_context(self, bits, phase):
+        """Context from channel k's own bits at the neighbours decoded before ``phase``.
+
+        ``bits`` may hold the whole channel (encoder) or only its decoded phases so far,
+        with zeros elsewhere (decoder): both give the same values.
         """
-        idx = channel * (self.levels + 1) + level
-        idx = (((idx * 2 + phase) * 2 + prev[0]) * 5 + neighbour_sum(prev[0])) * 5 + t
-        if self.context == 2:
-            idx = (idx * 2 + prev[1]) * 2 + prev[2]
-        return idx
+        if self.context < 3:
+            return neighbour_sum(bits) * phase
+        orth, diag = neighbour_sum(bits), diagonal_sum(bits)
+        return tf.where(tf.equal(phase, 0), 0, tf.where(
+            tf.equal(phase, 1), 1 + diag, tf.where(tf.equal(phase, 2), 6 + orth, 11 + orth + diag)))
+
+    def channel_context(self, stream, k, level, prev):
+        """The part of the table rows of channel(s) ``k`` of ``stream`` that the levels and
+        the earlier channels fix (the same in every phase: the decoder computes it once
+        per channel); ``bit_index`` adds the phase and the channel's own bits.
+
+        level: int32 levels, broadcastable with ``k``; prev: [bits of channels k - 1,
+        ..., k - 4] of the same stream (zeros where there is no such channel).
+        """
+        channel = k + self.channel_offsets[stream]
+        a, s = prev[0], neighbour_sum(prev[0])
+        if self.context < 3:  # rows ((((g, l), phase), a), s), t)[, a2, a3]; phase, t: 0 here
+            idx = (((channel * (self.levels + 1) + level) * 2 * 2 + a) * 5 + s) * 5
+            return (idx * 2 + prev[1]) * 2 + prev[2] if self.context == 2 else idx
+        # rows ((((((g, dl), e), a, s), a2, a3, a4), own)
+        n, L = self.code_channels[stream], self.levels
+        dl = tf.clip_by_value(level - (k * L) // n - 1, 0, 3)
+        keep = tf.cast(level * n > k * L, tf.int32)
+        edge = tf.cast(neighbour_sum(keep) < neighbour_sum(tf.ones_like(keep)), tf.int32)
+        idx = ((channel * 4 + dl) * 2 + edge) * 10 + a * 5 + s
+        return (((idx * 2 + prev[1]) * 2 + prev[2]) * 2 + prev[3]) * 20
+
+    def bit_index(self, base, phase, own):
+        """Table row of each bit: ``base`` from ``channel_context``, the phase and
+        ``own_context``; int32, broadcastable."""
+        if self.context == 3:
+            return base + own  # (the phase is part of own)
+        step = 4 if self.context == 2 else 1  # weight of t; of phase: 2 * 5 * 5 * 2 * t's
+        return base + own * step + phase * (2 * 5 * 5 * step)
 
     def stream_bit_index(self, bits, level, stream):
         """Row index of every bit of one stream at once (training, encoding).
@@ -135,11 +203,11 @@ class EntropyModel(tf.keras.layers.Layer):
         n = self.code_channels[stream]
         h, w = tf.shape(bits)[-2], tf.shape(bits)[-1]
         prev = [tf.concat([tf.zeros_like(bits[..., :d, :, :]), bits[..., :-d, :, :]], axis=-3)
-                for d in (1, 2, 3)]  # (d >= n: slices clamp to all zeros)
-        phase = checkerboard(h, w)
-        channel = tf.reshape(tf.range(n) + self.channel_offsets[stream], [n, 1, 1])
-        return self.bit_index(channel, level[..., None, :, :], phase, prev,
-                              neighbour_sum(bits) * phase)
+                for d in (1, 2, 3, 4)]  # (d >= n: slices clamp to all zeros)
+        phase = self.phases(h, w)
+        k = tf.reshape(tf.range(n), [n, 1, 1])
+        base = self.channel_context(stream, k, level[..., None, :, :], prev)
+        return self.bit_index(base, phase, self.own_context(bits, phase))
 
     def row_context(self, above):
         """Level contexts of a row from the decoded row above, [..., w] -> [..., w] int32."""
@@ -211,11 +279,21 @@ class EntropyModel(tf.keras.layers.Layer):
         """Set the tables to the counts' frequencies (``context_counts`` summed over images).
 
         Each row's current probabilities act as ``prior`` pseudo-counts, so rows seen
-        rarely (or never) keep what training taught them.  Then ``update_tables``.
+        rarely (or never) keep what training taught them.  Context set 3's many bit rows
+        back off instead: each row's prior is its parent's fitted probability, parents
+        being the same counts summed over the row's last conditions (the phase and own
+        bits, then a2-a4, then a and s, ...; the coarsest: the channel).  Then ``update_tables``.
         """
         p1, weights = self._float_tables()
         pmf = weights / weights.sum(-1, keepdims=True)
-        p1 = np.clip((bit_ones + prior * p1) / (bit_rows + prior), 1e-4, 1.0 - 1e-4)
+        if self.context == 3:
+            p1 = np.full(1, 0.5)
+            for size in _BACKOFF3:
+                rows, ones = (np.reshape(c, [-1, size]).sum(-1) for c in (bit_rows, bit_ones))
+                p1 = (ones + prior * np.repeat(p1, len(rows) // len(p1))) / (rows + prior)
+        else:
+            p1 = (bit_ones + prior * p1) / (bit_rows + prior)
+        p1 = np.clip(p1, 1e-4, 1.0 - 1e-4)
         self.bit_logits.assign((np.log(p1 / (1.0 - p1)) / _LOGIT_SCALE).astype(np.float32))
         pmf = (level_counts + prior * pmf) / (level_counts.sum(-1, keepdims=True) + prior)
         z = np.log(np.maximum(pmf, 1e-6))
@@ -250,13 +328,18 @@ class EntropyModel(tf.keras.layers.Layer):
     def init_from(self, other):
         """Set the float tables from ``other`` (same channels and levels, any context):
         each row takes the probabilities of the row of ``other`` that it refines (context 2
-        rows only add conditions to context 1 rows), then ``update_tables``."""
+        rows only add conditions to context 1 rows), then ``update_tables``.  Context 3's
+        bit rows refine no earlier set's: they start at P(1) = 1/2 (``fit_tables`` then
+        fits them; its level contexts are context 2's)."""
         if (other.code_channels, other.levels) != (self.code_channels, self.levels):
             raise ValueError("entropy models differ in code channels or levels")
         if other.context > self.context:
             raise ValueError(f"context set {other.context} cannot go back to {self.context}")
-        k = self.num_bit_rows // other.num_bit_rows
-        self.bit_logits.assign(np.repeat(other.bit_logits.numpy(), k))
+        if self.context == 3 and other.context < 3:
+            self.bit_logits.assign(np.zeros(self.num_bit_rows, np.float32))
+        else:
+            k = self.num_bit_rows // other.num_bit_rows
+            self.bit_logits.assign(np.repeat(other.bit_logits.numpy(), k))
         k = self.num_level_rows // other.num_level_rows
         self.level_logits.assign(np.repeat(other.level_logits.numpy(), k, axis=0))
         self.update_tables()

@@ -40,8 +40,9 @@ real file cost) or the importance-map proxy sum(p) (n_Y + n_C) / pixels
 rate with its gradient reaching only the probability tables, which thus always fit
 the latents (see ``rate``); after training, ``tfycc calibrate`` refits them exactly
 from counts on whole training images.  ``context`` picks the entropy model's context
-set (``entropy.py``): 1 in models made before it existed, 2 in the named configurations;
-``tfycc calibrate --context 2`` moves a trained model to 2 without retraining it.
+set (``entropy.py``): 1 in models made before it existed, 2 in the named configurations,
+3 (four decoding phases per channel, more conditions) by ``tfycc calibrate --context 3``,
+which moves a trained model to a larger set without retraining it.
 """
 import json
 import os
@@ -51,7 +52,7 @@ import tensorflow as tf
 
 from . import bitstream, ops
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
-from .entropy import EntropyModel, checkerboard, neighbour_sum
+from .entropy import EntropyModel
 from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
 from .losses import ms_ssim
 
@@ -364,9 +365,9 @@ class TwoStreamCodec(tf.keras.Model):
         handle = tfc.create_range_encoder([], em.lookup())
         handle = tfc.entropy_encode_index(handle, em.level_index(level), level)
         h, w = tf.shape(level)[0], tf.shape(level)[1]
-        # Order: channel by channel; in each channel, phase-0 positions then phase-1 positions
-        # (raster order within a phase) -- exactly the order _decode_payload uses.
-        order = tf.argsort(tf.reshape(checkerboard(h, w), [-1]), stable=True)
+        # Order: channel by channel; in each channel, phase-0 positions, then phase-1 ones,
+        # ... (raster order within a phase) -- exactly the order _decode_payload uses.
+        order = tf.argsort(tf.reshape(em.phases(h, w), [-1]), stable=True)
         for s, b in enumerate(bits):
             n = self.code_channels[s]
             if not n:
@@ -393,24 +394,34 @@ class TwoStreamCodec(tf.keras.Model):
             lambda i, *_: i < h, row,
             (0, handle, em.row_context(tf.fill([w], L + 1)), tf.TensorArray(tf.int32, size=h)))
         level = tf.reshape(rows.stack(), [h, w])
-        phase = checkerboard(h, w)
-        bits = []
-        for s, n in enumerate(self.code_channels):
-            zero, channels = tf.zeros([h, w], tf.int32), []
-            for k in range(n):
-                prev = (channels[::-1] + [zero] * 3)[:3]  # channels k - 1, k - 2, k - 3
+        phase = em.phases(h, w)
+
+        def channel(s, n):  # one while_loop step: channel k of stream s, phase by phase
+            def step(k, handle, prev, out):
                 keep = level * n > k * L
+                base = em.channel_context(s, k, level, tf.unstack(prev, 4))
                 cur = tf.zeros([h, w], tf.int32)
-                for ph in (0, 1):
+                for ph in range(em.num_phases):
                     pos = tf.where(keep & tf.equal(phase, ph))
-                    index = em.bit_index(em.channel_offsets[s] + k, level, ph, prev,
-                                         neighbour_sum(cur) * ph)
+                    index = em.bit_index(base, ph, em.own_context(cur, ph))
                     handle, values = tfc.entropy_decode_index(
                         handle, tf.gather_nd(index + em.num_level_rows, pos), tf.shape(pos)[:1],
                         tf.int32)
                     cur = tf.tensor_scatter_nd_update(cur, pos, values)
-                channels.append(cur)
-            bits.append(tf.stack(channels, -1) if n else tf.zeros([h, w, 0], tf.int32))
+                prev = tf.concat([cur[None], prev[:3]], 0)  # channels k, k - 1, k - 2, k - 3
+                return k + 1, handle, prev, out.write(k, cur)
+            return step
+
+        bits = []
+        for s, n in enumerate(self.code_channels):
+            if not n:
+                bits.append(tf.zeros([h, w, 0], tf.int32))
+                continue
+            # A loop, not n unrolled copies: the exported graph stays small (fast to load).
+            _, handle, _, out = tf.while_loop(
+                lambda k, *_: k < n, channel(s, n),
+                (0, handle, tf.zeros([4, h, w], tf.int32), tf.TensorArray(tf.int32, size=n)))
+            bits.append(tf.transpose(out.stack(), [1, 2, 0]))
         ok = tfc.entropy_decode_finalize(handle)
         return level, bits, ok
 

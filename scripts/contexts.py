@@ -1,0 +1,139 @@
+"""How many bits each entropy-model context set needs for the same latents.
+
+    python scripts/contexts.py [--model NAME_OR_DIR] [--train ../shared/data/train] \
+        [--data ../shared/data/kodak] [--contexts 2,3] [--images 120] [--offsets=-1,0,1] \
+        [--json OUT]
+
+The model's encoder runs once per image and level offset; its latents (levels and
+kept bits) are counted under each context set.  Every set's tables are fitted to the
+counts of ``--images`` random training images (``EntropyModel.fit_tables``, as
+``tfycc calibrate`` does) and then charged for the latents of the evaluation images
+(held out: never the images they were fitted to).  Printed per set: bits per kept
+bit, the levels' share in bits per pixel, the total in bits per pixel (payload only:
+no header) and the change against the first set.  Context sets smaller than the
+model's own are skipped (they have no tables to start from).
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+def latents(model, images, offsets):
+    """Yield (level [h, w], [bits_y [h, w, n_Y], bits_c [h, w, n_C]], pixels) per image and offset."""
+    import tensorflow as tf
+
+    from tfycc.model import _pad_to_grid
+
+    analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
+    for image in images:
+        x = _pad_to_grid(tf.constant(image[None], tf.float32) / 255.0)
+        for off in offsets:
+            lat = analyze(x, tf.constant(float(off)))
+            yield (lat["level"][0], [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in "yc"],
+                   image.shape[0] * image.shape[1])
+
+
+def count(entropy_models, samples):
+    """Summed ``context_counts`` of ``samples`` under each entropy model, and the pixels."""
+    import numpy as np
+
+    sums = [[np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
+             np.zeros([em.num_level_rows, em.levels + 1])] for em in entropy_models]
+    pixels = 0
+    for level, bits, n in samples:
+        pixels += n
+        for em, total in zip(entropy_models, sums):
+            for t, part in zip(total, em.context_counts(level, bits)):
+                t += part
+    return sums, pixels
+
+
+def measure(model, contexts, train_images, eval_images, offsets):
+    """Rows of dict(context, bits_per_kept_bit, level_bpp, bpp) on ``eval_images``."""
+    import numpy as np
+
+    from tfycc.model import with_context
+
+    models = [model if c == model.entropy.context else with_context(model, c) for c in contexts]
+    ems = [m.entropy for m in models]
+    fit, _ = count(ems, latents(model, train_images, offsets))
+    for em, sums in zip(ems, fit):
+        em.fit_tables(*sums)
+    held, pixels = count(ems, latents(model, eval_images, offsets))
+    rows = []
+    for c, em, (bit_rows, bit_ones, level_counts) in zip(contexts, ems, held):
+        total = em.counts_cost(bit_rows, bit_ones, level_counts)
+        levels_only = em.counts_cost(np.zeros_like(bit_rows), np.zeros_like(bit_ones), level_counts)
+        rows.append({"context": c, "bits_per_kept_bit": (total - levels_only) / bit_rows.sum(),
+                     "level_bpp": levels_only / pixels, "bpp": total / pixels,
+                     "kept_bpp": bit_rows.sum() / pixels})
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="shipped model name or directory (default: the shipped default)")
+    p.add_argument("--train", default=os.path.join(SHARED, "train"),
+                   help="images the tables are fitted to (never the evaluation set)")
+    p.add_argument("--data", default=os.path.join(SHARED, "kodak"), help="evaluation images")
+    p.add_argument("--contexts", default="2,3", help="context sets to compare (default %(default)s)")
+    p.add_argument("--images", type=int, default=120, help="random training images (default 120)")
+    p.add_argument("--offsets", default="-1,0,1", help="level offsets (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the rows here")
+    args = p.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    from tfycc.cli import CliError, read_image, resolve_model
+    from tfycc.data import centre_crop, list_images
+    from tfycc.entropy import CONTEXTS
+    from tfycc.evaluate import load_images
+    from tfycc.model import load_model
+
+    try:
+        contexts = [int(v) for v in args.contexts.split(",") if v.strip()]
+        offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
+    except ValueError as e:
+        p.error(str(e))
+    if not contexts or any(c not in CONTEXTS for c in contexts):
+        p.error(f"--contexts: each one of {CONTEXTS}")
+    try:
+        train = list_images([args.train])
+        named = load_images(args.data)
+    except ValueError as e:
+        p.error(str(e))
+    # The same images and crops that tfycc calibrate picks with this seed.
+    train = sorted(random.Random(args.seed).sample(train, min(args.images, len(train))))
+    train = [centre_crop(read_image(f), 768) for f in train]
+    try:
+        model = load_model(resolve_model(args.model))
+    except CliError as e:
+        p.error(str(e))
+    skipped = [c for c in contexts if c < model.entropy.context]
+    contexts = [c for c in contexts if c >= model.entropy.context]
+    if not contexts:
+        p.error(f"{model.model_id} uses context set {model.entropy.context}: nothing to compare")
+    rows = measure(model, contexts, train, [im for _, im in named], offsets)
+    print(f"{model.model_id}: tables fitted to {len(train)} images of {args.train}, charged for "
+          f"{len(named)} images of {args.data}, offsets {args.offsets}"
+          + (f" (skipped context sets {skipped}: below the model's)" if skipped else "") + "\n")
+    print("| context set | bits per kept bit | level bpp | payload bpp | change |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        change = 100.0 * (r["bpp"] / rows[0]["bpp"] - 1.0)
+        print(f"| {r['context']} | {r['bits_per_kept_bit']:.4f} | {r['level_bpp']:.4f} | "
+              f"{r['bpp']:.4f} | {change:+.1f} % |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(model_id=model.model_id, offsets=offsets, train_images=len(train),
+                           images=[name for name, _ in named], rows=rows), f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
