@@ -24,48 +24,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
-def latents(model, images, offsets):
-    """Yield (level [h, w], [bits_y [h, w, n_Y], bits_c [h, w, n_C]], pixels) per image and offset."""
-    import tensorflow as tf
-
-    from tfycc.model import _pad_to_grid
-
-    analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
-    for image in images:
-        x = _pad_to_grid(tf.constant(image[None], tf.float32) / 255.0)
-        for off in offsets:
-            lat = analyze(x, tf.constant(float(off)))
-            yield (lat["level"][0], [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in "yc"],
-                   image.shape[0] * image.shape[1])
-
-
-def count(entropy_models, samples):
-    """Summed ``context_counts`` of ``samples`` under each entropy model, and the pixels."""
-    import numpy as np
-
-    sums = [[np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
-             np.zeros([em.num_level_rows, em.levels + 1])] for em in entropy_models]
-    pixels = 0
-    for level, bits, n in samples:
-        pixels += n
-        for em, total in zip(entropy_models, sums):
-            for t, part in zip(total, em.context_counts(level, bits)):
-                t += part
-    return sums, pixels
-
-
 def measure(model, contexts, train_images, eval_images, offsets):
     """Rows of dict(context, bits_per_kept_bit, level_bpp, bpp) on ``eval_images``."""
     import numpy as np
 
     from tfycc.model import with_context
+    from tfycc.train import context_sums
 
     models = [model if c == model.entropy.context else with_context(model, c) for c in contexts]
     ems = [m.entropy for m in models]
-    fit, _ = count(ems, latents(model, train_images, offsets))
+    fit, _ = context_sums(model, train_images, offsets, ems)
     for em, sums in zip(ems, fit):
         em.fit_tables(*sums)
-    held, pixels = count(ems, latents(model, eval_images, offsets))
+    held, pixels = context_sums(model, eval_images, offsets, ems)
     rows = []
     for c, em, (bit_rows, bit_ones, level_counts) in zip(contexts, ems, held):
         total = em.counts_cost(bit_rows, bit_ones, level_counts)

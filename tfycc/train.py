@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-__all__ = ["main", "make_strategy", "learning_rate", "calibrate",
+__all__ = ["main", "make_strategy", "learning_rate", "calibrate", "context_sums",
            "calibrate_main", "cpu_info", "cpu_has_bf16"]
 
 
@@ -154,6 +154,32 @@ def learning_rate(rate, total, warmup=0):
     return Schedule()
 
 
+def context_sums(model, images, offsets, entropy_models=None):
+    """Summed ``context_counts`` of ``model``'s latents of uint8 ``images`` at each level
+    offset, under each of ``entropy_models`` (default: the model's own): a list of
+    [bit rows, bit ones, level counts] per entropy model, and the pixels counted."""
+    import numpy as np
+    import tensorflow as tf
+
+    from .model import _pad_to_grid
+
+    ems = entropy_models or [model.entropy]
+    analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
+    sums = [[np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
+             np.zeros([em.num_level_rows, em.levels + 1])] for em in ems]
+    pixels = 0
+    for image in images:
+        x = _pad_to_grid(tf.cast(tf.convert_to_tensor(image)[None], tf.float32) / 255.0)
+        for off in offsets:
+            lat = analyze(x, tf.constant(float(off)))
+            bits = [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in ("y", "c")]
+            for em, total in zip(ems, sums):
+                for t, part in zip(total, em.context_counts(lat["level"][0], bits)):
+                    t += part
+            pixels += int(image.shape[0]) * int(image.shape[1])
+    return sums, pixels
+
+
 def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=False):
     """Refit the entropy model's tables exactly to counts on whole images (``files``).
 
@@ -163,28 +189,15 @@ def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=Fa
     are centre-cropped to at most ``max_side``.  Returns the model's own estimate of
     the mean bits per pixel over those images and offsets, before and after.
     """
-    import numpy as np
     import tensorflow as tf
     from tqdm import tqdm
 
     from . import data as data_lib
-    from .model import _pad_to_grid
 
-    analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
     em = model.entropy
-    sums = [np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
-            np.zeros([em.num_level_rows, model.levels + 1])]
-    pixels = 0
-    for f in tqdm(files, desc="calibrate", unit="image", disable=not progress):
-        image = data_lib.centre_crop(data_lib.decode_image(tf.io.read_file(f)), max_side)
-        h, w = image.shape[:2]
-        x = _pad_to_grid(tf.cast(image[None], tf.float32) / 255.0)
-        for off in offsets:
-            lat = analyze(x, tf.constant(float(off)))
-            bits = [tf.cast(lat[f"bits_{s}"][0], tf.int32) for s in ("y", "c")]
-            for total, part in zip(sums, em.context_counts(lat["level"][0], bits)):
-                total += part
-            pixels += h * w
+    images = (data_lib.centre_crop(data_lib.decode_image(tf.io.read_file(f)), max_side)
+              for f in tqdm(files, desc="calibrate", unit="image", disable=not progress))
+    (sums,), pixels = context_sums(model, images, offsets)
     before = em.counts_cost(*sums) / pixels
     em.fit_tables(*sums)
     return before, em.counts_cost(*sums) / pixels
