@@ -342,3 +342,66 @@ def test_moving_a_model_to_context_2_keeps_its_output_and_rate_then_lowers_the_r
     assert fitted[2] < fitted[1]  # more conditions, lower empirical entropy
     np.testing.assert_array_equal(new.decompress(new.compress(photo)).numpy(),
                                   old.decompress(old.compress(photo)).numpy())
+
+
+def test_soft_level_cost_is_the_level_cost_with_the_slope_of_its_neighbour_levels():
+    from tfycc.entropy import EntropyModel
+
+    em = EntropyModel((8, 0), 4, context=3)
+    tf.keras.utils.set_random_seed(11)
+    em.level_logits.assign(tf.random.normal(em.level_logits.shape))
+    level = tf.constant([[0, 1, 4], [2, 3, 3]], tf.int32)
+    u = tf.Variable(tf.cast(level, tf.float32) + 0.25)
+    with tf.GradientTape(persistent=True) as tape:
+        soft = em.soft_level_cost(level, u)
+    np.testing.assert_allclose(soft.numpy(), em.level_cost(level).numpy(), rtol=1e-6)
+    # Independent reference: the cost of every level in each position's context, NumPy.
+    logits = em.level_logits.numpy() * 10.0  # (_LOGIT_SCALE)
+    ctx = em.level_index(level).numpy()
+    grad = tape.gradient(soft, u).numpy()
+    for (i, j), lv in np.ndenumerate(level.numpy()):
+        z = logits[ctx[i, j]]
+        bits = -(z - z.max() - np.log(np.exp(z - z.max()).sum())) / np.log(2.0)
+        lo, hi = max(lv - 1, 0), min(lv + 1, 4)
+        np.testing.assert_allclose(grad[i, j], (bits[hi] - bits[lo]) / (hi - lo), rtol=1e-4, atol=1e-5)
+    assert tape.gradient(soft, em.level_logits) is None  # the tables learn from level_cost only
+
+
+def test_level_weight_lets_the_rate_gradient_lower_the_levels_coding_cost():
+    tf.keras.utils.set_random_seed(12)
+    x = tf.random.uniform([2, 64, 64, 3])
+    plain = build_model("tiny", streams="rgb")
+    charged = build_model("tiny", streams="rgb", level_weight=1.0)
+    plain(x)
+    charged(x)
+    charged.set_weights(plain.get_weights())
+    # Tables under which the map's levels cost more the further they lie from level 2.
+    L = plain.levels
+    prefer = -np.abs(np.arange(L + 1) - 2.0)[None] * 0.3
+    for m in (plain, charged):
+        m.entropy.level_logits.assign(np.repeat(prefer, m.entropy.num_level_rows, 0).astype(np.float32))
+
+    def level_bits(m):
+        return float(tf.reduce_sum(m.entropy.level_cost(m.analyze(x, 2.5)["level"])))
+
+    grads = []
+    for m in (plain, charged):
+        with tf.GradientTape() as tape:
+            rate = tf.reduce_sum(m.rate(m.analyze(x, 2.5)))
+        grads.append((float(rate), tape.gradient(rate, m.importance.trainable_variables)))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)  # the same rate value
+    diff = sum(float(tf.reduce_sum(tf.abs(a - b))) for a, b in zip(grads[0][1], grads[1][1]))
+    assert diff > 1e-3  # but a gradient that now sees the levels' own bits
+    # Descending the charged rate on the map alone lowers the real (integer) level bits;
+    # the uncharged rate has no reason to.
+    before = level_bits(charged)
+    opt = tf.keras.optimizers.SGD(0.02)
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            lat = charged.analyze(x, 2.5)
+            rate = tf.reduce_sum(charged.entropy.soft_level_cost(lat["level"], lat["u"][..., 0]))
+        opt.apply_gradients(zip(tape.gradient(rate, charged.importance.trainable_variables),
+                                charged.importance.trainable_variables))
+    assert level_bits(charged) < 0.9 * before
+    with pytest.raises(ValueError, match="level_weight"):
+        build_model("tiny", level_weight=-1.0)

@@ -92,6 +92,28 @@ def test_warm_start_keeps_the_model_family_and_takes_loss_overrides(images, tmp_
     assert model.hparams["fine_blocks"] == 1 and len(model.dec_y.fine) == 1  # grown
 
 
+def test_training_the_importance_map_alone_keeps_the_transforms_and_saves_the_level_weight(
+        images, tmp_path):
+    from conftest import varied_tiny
+    from tfycc.model import load_model, save_model
+
+    src, out = tmp_path / "src", tmp_path / "run"
+    save_model(varied_tiny("tfycc-mine-20260101-00000000"), str(src))
+    r = subprocess.run(_train_cmd("--data", images, "--out", out, "--init-from", src,
+                                  "--train-only", "importance", "--level-weight", 1, "--rate-warmup-steps", 0,
+                                  "--learning-rate", 1e-2, "--steps", 3, "--patch-size", 64,
+                                  "--batch-size", 2, "--no-export"),
+                       capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    before, after = load_model(str(src)), load_model(str(out))
+    assert after.hparams["level_weight"] == 1.0 and before.hparams["level_weight"] == 0.0
+    for name in ("enc_y", "dec_y", "enc_c", "dec_c", "importance"):
+        old, new = getattr(before, name).get_weights(), getattr(after, name).get_weights()
+        same = all(np.array_equal(a, b) for a, b in zip(old, new))
+        assert same == (name != "importance"), name
+    assert re.search(r"parameters \(([\d,]+) trained\)", r.stdout + r.stderr)
+
+
 def test_negative_or_shrinking_model_settings_exit_2_with_one_line(images, tmp_path):
     from tfycc.model import build_model, save_model
 
@@ -100,7 +122,9 @@ def test_negative_or_shrinking_model_settings_exit_2_with_one_line(images, tmp_p
                            (("--init-from", tmp_path / "src", "--fine-blocks", 0),
                             "fewer would drop trained blocks"),
                            (("--init-from", tmp_path / "src", "--ms-ssim-weight=-1"),
-                            "ms_ssim_weight must be finite and >= 0")):
+                            "ms_ssim_weight must be finite and >= 0"),
+                           (("--init-from", tmp_path / "src", "--level-weight=-1"),
+                            "level_weight must be finite and >= 0")):
         r = subprocess.run(_train_cmd("--data", images, "--out", tmp_path / "run", "--steps", 1,
                                       *extra),
                            capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)

@@ -235,6 +235,19 @@ class EntropyModel(tf.keras.layers.Layer):
         logits = tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level))
         return -tf.gather(tf.nn.log_softmax(logits), level, batch_dims=len(level.shape)) / np.log(2.0)
 
+    def soft_level_cost(self, level, u):
+        """``level_cost`` in value, with a gradient to the continuous levels ``u`` (float,
+        ``level`` = floor(u) clipped to 0..L): the slope between the costs of the levels
+        one below and one above, in the same (fixed, integer) contexts.  The tables get
+        no gradient here; neither does the level's part in its neighbours' contexts."""
+        logits = tf.stop_gradient(tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level)))
+        cost = -tf.nn.log_softmax(logits) / np.log(2.0)  # [..., L + 1]: bits of each level
+        below, above = tf.maximum(level - 1, 0), tf.minimum(level + 1, self.levels)
+        at = lambda lv: tf.gather(cost, lv, batch_dims=len(level.shape))  # noqa: E731
+        slope = (at(above) - at(below)) / tf.cast(above - below, cost.dtype)
+        u = tf.cast(u, cost.dtype)
+        return at(level) + slope * (u - tf.stop_gradient(u))
+
     # ----- fitting the tables to counts ----------------------------------------------
     def context_counts(self, level, bits):
         """Symbol counts of one image's latents, per table row (NumPy).

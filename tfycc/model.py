@@ -100,7 +100,8 @@ class TwoStreamCodec(tf.keras.Model):
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
-                 fine_blocks=0, context=1, ms_ssim_weight=0.0, model_id=None, **kwargs):
+                 fine_blocks=0, context=1, ms_ssim_weight=0.0, level_weight=0.0, model_id=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -114,6 +115,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError("stage_blocks and fine_blocks must not be negative")
         if not 0.0 <= float(ms_ssim_weight) < float("inf"):
             raise ValueError(f"ms_ssim_weight must be finite and >= 0, not {ms_ssim_weight!r}")
+        if not 0.0 <= float(level_weight) < float("inf"):
+            raise ValueError(f"level_weight must be finite and >= 0, not {level_weight!r}")
         if streams == "rgb":
             code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
@@ -122,6 +125,7 @@ class TwoStreamCodec(tf.keras.Model):
             rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
             rate_penalty=rate_penalty, distortion=distortion, ms_ssim_weight=float(ms_ssim_weight),
+            level_weight=float(level_weight),
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks), context=int(context),
             model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
@@ -218,8 +222,9 @@ class TwoStreamCodec(tf.keras.Model):
         """Entropy-model rate of each image of a batch, in bits: float32 [B].
 
         ``split=True`` returns it twice, (for_masks, for_tables), equal in value but not
-        in gradient: the first reaches the importance map (through the masks) only, the
-        second the probability tables only.  The tables must always *minimise* the rate
+        in gradient: the first reaches the importance map (through the masks, and with
+        ``level_weight`` > 0 through the cost of coding its levels) only, the second the
+        probability tables only.  The tables must always *minimise* the rate
         (be the best code for the latents), whatever the rate penalty does: under
         lambda * |R - target| a shared term pushed the tables to *raise* the cost while
         R < target (seen: the shipped model's level table put its mode on level 4 where
@@ -227,7 +232,11 @@ class TwoStreamCodec(tf.keras.Model):
         """
         level = latents["level"]
         table_total = tf.reduce_sum(self.entropy.level_cost(level), axis=[1, 2])
-        total = tf.stop_gradient(table_total)
+        total = tf.stop_gradient(table_total)  # the levels' bits count in R's value ...
+        weight = self.hparams["level_weight"]
+        if weight > 0:  # ... and, with level_weight, in its gradient to the importance map
+            soft = tf.reduce_sum(self.entropy.soft_level_cost(level, latents["u"][..., 0]), [1, 2])
+            total += weight * (soft - tf.stop_gradient(soft))
         for s, name in enumerate(("y", "c")):
             if not self.code_channels[s]:
                 continue

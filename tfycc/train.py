@@ -91,6 +91,11 @@ def build_parser():
                         "gamma(|Cb-Cb^| + |Cr-Cr^|)")
     h.add_argument("--ms-ssim-weight", type=float, metavar="W",
                    help="add W*(1 - MS-SSIM) of the RGB patches to the distortion (default 0: off)")
+    h.add_argument("--level-weight", type=float, metavar="W",
+                   help="gradient of the importance levels' own coding cost to the map, "
+                        "W times that of the code bits (their bits always count in the rate; "
+                        "default 0: the map is not charged for them, as in models before "
+                        "session 15)")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
@@ -110,6 +115,9 @@ def build_parser():
                    help="clip the global gradient norm (seen: a warm start at 2e-4 without "
                         "clipping diverged to a constant output within 150 steps)")
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (CPU) compute")
+    t.add_argument("--train-only", choices=["all", "importance"], default="all",
+                   help="importance: train the importance map (and the tables) alone, the "
+                        "encoder and decoder frozen (default all)")
     t.add_argument("--cpu-replicas", type=int, default=1)
     t.add_argument("--init-from", metavar="DIR", help="warm start from a saved/shipped model")
     t.add_argument("--checkpoint-dir", help="BackupAndRestore directory (default OUT/backup)")
@@ -313,7 +321,8 @@ def main(argv=None):
         offset_range=args.offset_range, random_level_prob=args.random_level_prob,
         rate_penalty=args.rate_penalty, distortion=args.distortion, stage_blocks=args.stage_blocks,
         fine_blocks=args.fine_blocks, rate_warmup_steps=args.rate_warmup_steps,
-        ms_ssim_weight=args.ms_ssim_weight).items() if v is not None}
+        ms_ssim_weight=args.ms_ssim_weight, level_weight=args.level_weight).items()
+        if v is not None}
     total = spe * epochs
     with strategy.scope():
         try:
@@ -329,10 +338,16 @@ def main(argv=None):
         except ValueError as e:
             print(f"tfycc train: error: {e}", file=sys.stderr)
             return 2
+        if args.train_only == "importance":
+            for layer in (model.enc_y, model.enc_c, model.dec_y, model.dec_c):
+                if layer is not None:
+                    layer.trainable = False
         lr = learning_rate(args.learning_rate, total, args.warmup_steps)
         model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
 
-    print(f"tfycc train: {model.count_params():,} parameters, {strategy.num_replicas_in_sync} "
+    trainable = sum(int(tf.size(v)) for v in model.trainable_variables)
+    print(f"tfycc train: {model.count_params():,} parameters ({trainable:,} trained), "
+          f"{strategy.num_replicas_in_sync} "
           f"replica(s), {epochs} epoch(s) x {spe} steps, batch {args.batch_size} x "
           f"{args.patch_size}^2, {tf.keras.mixed_precision.global_policy().name}", flush=True)
     callbacks = [
