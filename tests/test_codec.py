@@ -392,8 +392,7 @@ def test_level_weight_lets_the_rate_gradient_lower_the_levels_coding_cost():
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)  # the same rate value
     diff = sum(float(tf.reduce_sum(tf.abs(a - b))) for a, b in zip(grads[0][1], grads[1][1]))
     assert diff > 1e-3  # but a gradient that now sees the levels' own bits
-    # Descending the charged rate on the map alone lowers the real (integer) level bits;
-    # the uncharged rate has no reason to.
+    # Descending the levels' charged cost on the map alone lowers their real (integer) bits.
     before = level_bits(charged)
     opt = tf.keras.optimizers.SGD(0.02)
     for _ in range(30):

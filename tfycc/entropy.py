@@ -230,18 +230,22 @@ class EntropyModel(tf.keras.layers.Layer):
         logits = tf.gather(self.bit_logits * _LOGIT_SCALE, index)
         return _log2_sigmoid_cost(logits, bits)
 
+    def _level_bits(self, level):
+        """Bits that each level 0..L would cost at each position of ``level`` [..., h, w]
+        (in the contexts of its decoded neighbours): [..., h, w, L + 1] float32."""
+        logits = tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level))
+        return -tf.nn.log_softmax(logits) / np.log(2.0)
+
     def level_cost(self, level):
         """Bits to code each integer level [..., h, w]; gradient reaches the table only."""
-        logits = tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level))
-        return -tf.gather(tf.nn.log_softmax(logits), level, batch_dims=len(level.shape)) / np.log(2.0)
+        return tf.gather(self._level_bits(level), level, batch_dims=len(level.shape))
 
     def soft_level_cost(self, level, u):
         """``level_cost`` in value, with a gradient to the continuous levels ``u`` (float,
         ``level`` = floor(u) clipped to 0..L): the slope between the costs of the levels
         one below and one above, in the same (fixed, integer) contexts.  The tables get
         no gradient here; neither does the level's part in its neighbours' contexts."""
-        logits = tf.stop_gradient(tf.gather(self.level_logits * _LOGIT_SCALE, self.level_index(level)))
-        cost = -tf.nn.log_softmax(logits) / np.log(2.0)  # [..., L + 1]: bits of each level
+        cost = tf.stop_gradient(self._level_bits(level))
         below, above = tf.maximum(level - 1, 0), tf.minimum(level + 1, self.levels)
         at = lambda lv: tf.gather(cost, lv, batch_dims=len(level.shape))  # noqa: E731
         slope = (at(above) - at(below)) / tf.cast(above - below, cost.dtype)
