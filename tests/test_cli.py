@@ -200,12 +200,41 @@ def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):
     row = result["per_image"][0]
     assert row["bpp"] == pytest.approx(8 * row["bytes"] / (64 * 64))
     assert "| tfycc-tiny | offset -1 | " in out
+    code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets=0", "--refine", "2",
+                           "--anchors", "none", "--out", tmp_path / "rd", "--quiet"], capsys)
+    assert code == 0, err
+    refined = json.loads((tmp_path / "rd" / "tfycc-tiny-refine2.json").read_text())
+    assert refined["refine_steps"] == 2 and "2 steps of encoder-side search" in refined["description"]
 
 
-@pytest.mark.parametrize("argv", [["--bpp", "0.1", "--offset", "1"], ["--bpp", "0"], ["--bpp", "x"]])
+@pytest.mark.parametrize("argv", [["--bpp", "0.1", "--offset", "1"], ["--bpp", "0"], ["--bpp", "x"],
+                                  ["--refine", "-1"], ["--refine", "2.5"]])
 def test_compress_bpp_bad_arguments(argv, models, small_png, capsys):
     with pytest.raises(SystemExit) as e:
         code = cli.main(["compress", str(small_png), "--model", "tiny", *argv])
         raise SystemExit(code)
     assert e.value.code == 2
     assert not os.path.exists(f"{small_png}.tfycc")
+
+
+def test_refine_writes_files_that_decode_as_any_other(models, small_png, tmp_path, capsys):
+    code, out, err = _run(["compress", small_png, tmp_path / "r.tfycc", "--model", "tiny",
+                           "--refine", "3", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["refine"] == 3
+    code, _, err = _run(["decompress", tmp_path / "r.tfycc", tmp_path / "r.png"], capsys)
+    assert code == 0, err
+    assert np.asarray(Image.open(tmp_path / "r.png")).shape == (24, 40, 3)
+    # With --bpp: the offset is searched unrefined, then the file remade with the search;
+    # never over the target (the unrefined file is kept if the refined one overshoots).
+    code, out, err = _run(["compress", small_png, tmp_path / "b.tfycc", "--model", "tiny",
+                           "--bpp", "1", "--refine", "2", "--json"], capsys)
+    r = json.loads(out)
+    assert code == 0 and r["bpp"] <= 1 and r["refine"] in (0, 2)
+    assert ("overshot" in err) == (r["refine"] == 0)
+
+
+def test_refine_needs_a_model_exported_with_the_search():
+    with pytest.raises(cli.CliError, match="re-export"):
+        cli.refined_compressor(object(), 3)
+    cli.refined_compressor(object(), 0)  # no search asked: any codec will do

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from conftest import run_python, varied_tiny
 from tfycc import bitstream
+from tfycc.colour import ycbcr_to_rgb
 from tfycc.entropy import quantize_pmf
 from tfycc.model import _pad_to_grid, build_model
 
@@ -404,3 +405,51 @@ def test_level_weight_lets_the_rate_gradient_lower_the_levels_coding_cost():
     assert level_bits(charged) < 0.9 * before
     with pytest.raises(ValueError, match="level_weight"):
         build_model("tiny", level_weight=-1.0)
+
+
+@pytest.mark.parametrize("streams", ["ycbcr", "rgb"])
+def test_encoder_side_search_changes_kept_bits_only_and_the_file_decodes_as_any_other(streams, photo):
+    model = varied_tiny("tfycc-test-refine", streams=streams)
+    image = photo[:45, :70]
+    plain = model.compress_at(image, 0.0).numpy()
+    assert model.compress_refined(image, 0.0, 0).numpy() == plain  # no steps: the plain file
+    refined = model.compress_refined(image, 0.0, 8).numpy()
+    a, b = model.latents(plain), model.latents(refined)
+    assert bool(b["ok"])
+    np.testing.assert_array_equal(a["level"].numpy(), b["level"].numpy())  # the rate setting stays
+    changed = sum(int(np.sum(a[k].numpy() != b[k].numpy())) for k in ("bits_y", "bits_c"))
+    assert changed > 0
+    assert model.decompress(refined).numpy().shape == image.shape
+
+
+def test_encoder_side_search_objective_is_log_mse_plus_weighted_log_rate(photo):
+    from tfycc.model import REFINE_RATE_WEIGHT
+
+    model = varied_tiny("tfycc-test-refine")
+    model.entropy.update_tables()
+    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
+    lat = model.analyze(x)
+    rgb = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
+    err = np.clip(rgb.numpy()[0, :45, :70], 0, 1) - x.numpy()[0, :45, :70]
+    expected = np.log(np.mean(err ** 2)) + REFINE_RATE_WEIGHT * np.log(float(model.rate(lat)[0]) + 1)
+    assert float(model.refine_objective(x, lat, 45, 70)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_encoder_side_search_takes_adam_steps_down_the_objectives_gradient(photo):
+    """Refine's first step is Adam's first step (about lr * sign(gradient)) on each code."""
+    from tfycc.model import REFINE_LEARNING_RATE
+
+    model = varied_tiny("tfycc-test-refine")
+    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
+    lat = model.analyze(x)
+    codes = {s: tf.Variable(lat[f"code_{s}"]) for s in "yc"}
+    with tf.GradientTape() as tape:
+        loss = model.refine_objective(x, model.with_codes(lat, codes), 45, 70)
+    grads = tape.gradient(loss, [codes["y"], codes["c"]])
+    out = model.refine(x, lat, 1, 45, 70)
+    for s, g in zip("yc", grads):
+        g = g.numpy().astype(np.float64)
+        assert np.count_nonzero(g) > 0  # (zero where a bit is not kept)
+        step = REFINE_LEARNING_RATE * np.sqrt(0.001) / 0.1 * (0.1 * g) / (np.sqrt(0.001 * g * g) + 1e-7)
+        expected = np.clip(lat[f"code_{s}"].numpy() - step, 0.0, 1.0)
+        np.testing.assert_allclose(out[f"code_{s}"].numpy(), expected, atol=1e-6)

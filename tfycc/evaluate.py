@@ -59,9 +59,11 @@ def _average(rows, point_key, points, keys):
     return results
 
 
-def model_result_name(model):
-    """Result name of a tfycc model (shipped name or directory): ``tfycc-<basename>``."""
-    return f"tfycc-{os.path.basename(os.path.normpath(model))}"
+def model_result_name(model, refine=0):
+    """Result name of a tfycc model (shipped name or directory): ``tfycc-<basename>``, plus
+    ``-refine<N>`` for files made with N steps of encoder-side search."""
+    suffix = f"-refine{refine}" if refine else ""
+    return f"tfycc-{os.path.basename(os.path.normpath(model))}{suffix}"
 
 
 def num_images(result):
@@ -69,14 +71,18 @@ def num_images(result):
     return len({row["image"] for row in result["per_image"]})
 
 
-def evaluate_model(model, images, offsets, progress=None):
-    """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)]."""
+def evaluate_model(model, images, offsets, progress=None, refine=0):
+    """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)];
+    ``refine`` > 0: files made with that many steps of encoder-side search."""
     import tensorflow as tf
 
     from . import ops
     from .cli import load_codec, resolve_model
 
+    from .cli import refined_compressor
+
     codec, model_id = load_codec(model)
+    encode = refined_compressor(codec, refine)
     with open(os.path.join(resolve_model(model), "config.json")) as f:
         config = json.load(f)
     levels = config["levels"]
@@ -84,7 +90,7 @@ def evaluate_model(model, images, offsets, progress=None):
     for offset in offsets:
         for name, image in images:
             t = time.perf_counter()
-            data = codec.compress_at(image, tf.constant(offset, tf.float32)).numpy()
+            data = encode(image, offset)
             t_enc = time.perf_counter() - t
             t = time.perf_counter()
             out = codec.decompress(data).numpy()
@@ -103,8 +109,9 @@ def evaluate_model(model, images, offsets, progress=None):
             if progress is not None:
                 progress.update()
     keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
-    return dict(name=model_result_name(model), model_id=model_id,
-                description=f"tfycc model {model_id}, real files, {len(images)} images",
+    search = f", {refine} steps of encoder-side search" if refine else ""
+    return dict(name=model_result_name(model, refine), model_id=model_id, refine_steps=refine,
+                description=f"tfycc model {model_id}, real files{search}, {len(images)} images",
                 kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
 
 
@@ -305,14 +312,15 @@ def _current_model_id(model):
         return None
 
 
-def _reusable(path, images, points, point_key, model_id=None):
+def _reusable(path, images, points, point_key, model_id=None, refine=0):
     """A previous result at ``path`` for exactly these images and rate points (and, given
-    ``model_id``, of that model version), or None."""
+    ``model_id``, of that model version, made with ``refine`` search steps), or None."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
         old = json.load(f)
-    if model_id is not None and old.get("model_id") != model_id:
+    if model_id is not None and (old.get("model_id") != model_id
+                                 or old.get("refine_steps", 0) != refine):
         return None
     names = sorted({r["image"] for r in old.get("per_image", [])})
     if names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points):
@@ -359,6 +367,9 @@ def build_parser():
                         "give the flag alone for none)")
     p.add_argument("--offsets", default="-3,-2,-1,0,1,2",
                    help="importance-level offsets for tfycc models (default: %(default)s)")
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="encode with STEPS steps of encoder-side search (as `tfycc compress "
+                        "--refine`; results named tfycc-MODEL-refineSTEPS; default: 0)")
     p.add_argument("--anchors", default=",".join(DEFAULT_ANCHORS),
                    help=f"classic codecs, comma-separated, or 'none' (default: %(default)s; "
                         f"known: {','.join(ANCHORS)})")
@@ -382,6 +393,8 @@ def main(argv=None):
 
     try:
         offsets = _floats(args.offsets, "--offsets")
+        if args.refine < 0:
+            raise ValueError(f"--refine must be >= 0, not {args.refine}")
         targets = _floats(args.bpp, "--bpp")
         anchors = [] if args.anchors.strip() in ("", "none") else [
             a.strip() for a in args.anchors.split(",") if a.strip()]
@@ -396,10 +409,10 @@ def main(argv=None):
         jobs = [("model", m) for m in args.models] + [("anchor", a) for a in anchors]
         results, todo = [], []
         for kind, name in jobs:
-            json_name = model_result_name(name) if kind == "model" else name
+            json_name = model_result_name(name, args.refine) if kind == "model" else name
             path = os.path.join(args.out, json_name + ".json")
             old = args.reuse and (
-                _reusable(path, images, offsets, "offset", _current_model_id(name))
+                _reusable(path, images, offsets, "offset", _current_model_id(name), args.refine)
                 if kind == "model" else _reusable(path, images, targets, "target_bpp"))
             results.append(old or None)
             if not old:
@@ -410,7 +423,7 @@ def main(argv=None):
             for i, kind, name, path in todo:
                 bar.set_description(name)
                 if kind == "model":
-                    res = evaluate_model(name, images, offsets, bar)
+                    res = evaluate_model(name, images, offsets, bar, args.refine)
                 else:
                     res = evaluate_anchor(name, images, targets, bar)
                 _atomic_write(path, json.dumps(res, indent=1).encode(), True)
