@@ -47,6 +47,23 @@ def test_rd_table_interpolates_models_and_marks_partial_anchors(tmp_path, capsys
     assert "| 0.2 | jpeg (1/2 images reached it) | — |" in out
 
 
+def test_rd_table_write_rebuilds_summary_and_plots_from_every_json(tmp_path, capsys):
+    import json
+
+    results = [rd_result([0.1, 0.2, 0.4], name="tfycc-m", **{"psnr-rgb": [20, 21, 22]}),
+               rd_result([0.1, 0.3], name="tfycc-m-refine10", **{"psnr-rgb": [21, 23]}),
+               rd_result([0.1, 0.2], "anchor", "jpeg", **{"psnr-rgb": [22, 24]})]
+    results[2]["results"]["target_bpp"] = [0.1, 0.2]
+    for r in results:
+        (tmp_path / f"{r['name']}.json").write_text(json.dumps(r))
+    assert _load_script("rd_table").main([str(tmp_path), "--write"]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    for name in ("tfycc-m", "tfycc-m-refine10"):
+        assert f"| {name} | offset +1 |" in summary and f"| {name} | jpeg |" in summary
+    assert "0.2 bpp: PSNR" in summary and "0.3 bpp: PSNR" not in summary  # the anchors' targets
+    assert (tmp_path / "rd.png").stat().st_size > 10000
+
+
 def test_ceiling_measures_what_decompress_returns(exported_tiny, tmp_path):
     import json
     import shutil
