@@ -200,6 +200,15 @@ def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):
     row = result["per_image"][0]
     assert row["bpp"] == pytest.approx(8 * row["bytes"] / (64 * 64))
     assert "| tfycc-tiny | offset -1 | " in out
+    # --reuse with another offset: the stored (image, offset) rows are kept, the new one run.
+    code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets=-1,0,1",
+                           "--anchors", "none", "--out", tmp_path / "rd", "--quiet", "--reuse"], capsys)
+    assert code == 0, err
+    extended = json.loads((tmp_path / "rd" / "tfycc-tiny.json").read_text())
+    assert extended["results"]["offset"] == [-1, 0, 1]
+    rows = {r["offset"]: r for r in extended["per_image"]}
+    assert rows[-1] == result["per_image"][0] and rows[1] == result["per_image"][1]  # timings too
+    assert rows[0]["bytes"] > 0
     code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets=0", "--refine", "2",
                            "--anchors", "none", "--out", tmp_path / "rd", "--quiet"], capsys)
     assert code == 0, err

@@ -71,16 +71,17 @@ def num_images(result):
     return len({row["image"] for row in result["per_image"]})
 
 
-def evaluate_model(model, images, offsets, progress=None, refine=0):
+def evaluate_model(model, images, offsets, progress=None, refine=0, previous=()):
     """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)];
-    ``refine`` > 0: files made with that many steps of encoder-side search."""
+    ``refine`` > 0: files made with that many steps of encoder-side search.  ``previous``:
+    per-image rows of an earlier result of the same model and search, kept for the
+    (image, offset) pairs they cover instead of being measured again."""
     import tensorflow as tf
 
     from . import ops
-    from .cli import load_codec, resolve_model
+    from .cli import load_codec, refined_compressor, resolve_model
 
-    from .cli import refined_compressor
-
+    done = {(r["image"], r["offset"]): r for r in previous}
     codec, model_id = load_codec(model)
     encode = refined_compressor(codec, refine)
     with open(os.path.join(resolve_model(model), "config.json")) as f:
@@ -89,6 +90,11 @@ def evaluate_model(model, images, offsets, progress=None, refine=0):
     rows = []
     for offset in offsets:
         for name, image in images:
+            if (name, offset) in done:
+                rows.append(done[(name, offset)])
+                if progress is not None:
+                    progress.update()
+                continue
             t = time.perf_counter()
             data = encode(image, offset)
             t_enc = time.perf_counter() - t
@@ -312,15 +318,24 @@ def _current_model_id(model):
         return None
 
 
-def _reusable(path, images, points, point_key, model_id=None, refine=0):
-    """A previous result at ``path`` for exactly these images and rate points (and, given
-    ``model_id``, of that model version, made with ``refine`` search steps), or None."""
+def _load_result(path, model_id=None, refine=0):
+    """The result JSON at ``path`` (given ``model_id``: only if of that model version, made
+    with ``refine`` search steps), or None."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
         old = json.load(f)
     if model_id is not None and (old.get("model_id") != model_id
                                  or old.get("refine_steps", 0) != refine):
+        return None
+    return old
+
+
+def _reusable(path, images, points, point_key, model_id=None, refine=0):
+    """A previous result at ``path`` for exactly these images and rate points (and, given
+    ``model_id``, of that model version, made with ``refine`` search steps), or None."""
+    old = _load_result(path, model_id, refine)
+    if old is None:
         return None
     names = sorted({r["image"] for r in old.get("per_image", [])})
     if names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points):
@@ -378,7 +393,9 @@ def build_parser():
     p.add_argument("--out", required=True, help="output directory (JSON, summary.md, plots)")
     p.add_argument("--reuse", action="store_true",
                    help="keep a codec's JSON already in --out when it covers the same images "
-                        "and rate points (and, for a tfycc model, the same model id)")
+                        "and rate points (and, for a tfycc model, the same model id and "
+                        "--refine); of a tfycc model's other JSON, keep the (image, offset) "
+                        "rows it has and run only the missing ones")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -417,13 +434,20 @@ def main(argv=None):
             results.append(old or None)
             if not old:
                 todo.append((len(results) - 1, kind, name, path))
+        previous = {}  # tfycc results to extend (other offsets or images, same model version)
+        for _, kind, name, path in todo:
+            model_id = _current_model_id(name) if args.reuse and kind == "model" else None
+            old = model_id and _load_result(path, model_id, args.refine)
+            if old:
+                previous[name] = old["per_image"]
         total = sum(len(images) * (len(offsets) if k == "model" else 1) for _, k, _, _ in todo)
         start = time.perf_counter()
         with tqdm(total=total, unit="image", disable=args.quiet, desc="evaluate") as bar:
             for i, kind, name, path in todo:
                 bar.set_description(name)
                 if kind == "model":
-                    res = evaluate_model(name, images, offsets, bar, args.refine)
+                    res = evaluate_model(name, images, offsets, bar, args.refine,
+                                         previous.get(name, ()))
                 else:
                     res = evaluate_anchor(name, images, targets, bar)
                 _atomic_write(path, json.dumps(res, indent=1).encode(), True)
