@@ -178,7 +178,8 @@ class TwoStreamCodec(tf.keras.Model):
         """RGB [B, H, W, 3] float in [0, 1] (H, W multiples of 8) -> dict of latent tensors.
 
         Keys: p [B,h,w,1] importance, u continuous level, level int32 [B,h,w],
-        raw_y/raw_c binarized codes, mask_y/mask_c channel masks, bits_y/bits_c kept bits
+        code_y/code_c the encoders' continuous codes in [0, 1] (float32), raw_y/raw_c
+        binarized codes, mask_y/mask_c channel masks, bits_y/bits_c kept bits
         (float32 {0,1}, masked).  ``override`` = (use [B,1,1,1] bool, u [B,1,1,1]) replaces
         the continuous level of the chosen images (training with random levels);
         ``importance_grad`` (if given) scales the gradient reaching the importance map.
