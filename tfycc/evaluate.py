@@ -425,21 +425,20 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
         jobs = [("model", m) for m in args.models] + [("anchor", a) for a in anchors]
         results, todo = [], []
+        previous = {}  # tfycc results to extend (other offsets or images, same model version)
         for kind, name in jobs:
             json_name = model_result_name(name, args.refine) if kind == "model" else name
             path = os.path.join(args.out, json_name + ".json")
+            model_id = _current_model_id(name) if args.reuse and kind == "model" else None
             old = args.reuse and (
-                _reusable(path, images, offsets, "offset", _current_model_id(name), args.refine)
+                _reusable(path, images, offsets, "offset", model_id, args.refine)
                 if kind == "model" else _reusable(path, images, targets, "target_bpp"))
             results.append(old or None)
             if not old:
                 todo.append((len(results) - 1, kind, name, path))
-        previous = {}  # tfycc results to extend (other offsets or images, same model version)
-        for _, kind, name, path in todo:
-            model_id = _current_model_id(name) if args.reuse and kind == "model" else None
-            old = model_id and _load_result(path, model_id, args.refine)
-            if old:
-                previous[name] = old["per_image"]
+                stored = model_id and _load_result(path, model_id, args.refine)
+                if stored:
+                    previous[name] = stored["per_image"]
         total = sum(len(images) * (len(offsets) if k == "model" else 1) for _, k, _, _ in todo)
         start = time.perf_counter()
         with tqdm(total=total, unit="image", disable=args.quiet, desc="evaluate") as bar:

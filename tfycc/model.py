@@ -204,14 +204,10 @@ class TwoStreamCodec(tf.keras.Model):
         u = ops.continuous_level(p, self.levels, offset)
         if override is not None:
             u = tf.where(override[0], override[1], u)
-        out = dict(p=p, u=u, level=ops.quantize_level(u[..., 0], self.levels))
-        for name, code, n in (("y", code_y, self.code_channels[0]), ("c", code_c, self.code_channels[1])):
-            code = tf.cast(code, tf.float32)
-            raw = ops.binarize(code)
-            mask = ops.channel_mask(u, n, self.levels)
-            out.update({f"code_{name}": code, f"raw_{name}": raw, f"mask_{name}": mask,
-                        f"bits_{name}": raw * mask})
-        return out
+        out = dict(p=p, u=u, level=ops.quantize_level(u[..., 0], self.levels),
+                   mask_y=ops.channel_mask(u, self.code_channels[0], self.levels),
+                   mask_c=ops.channel_mask(u, self.code_channels[1], self.levels))
+        return self.with_codes(out, {"y": tf.cast(code_y, tf.float32), "c": tf.cast(code_c, tf.float32)})
 
     def refine(self, x, lat, steps, height, width):
         """Encoder-side search: ``lat`` with better code bits for the image ``x``.
@@ -246,8 +242,8 @@ class TwoStreamCodec(tf.keras.Model):
         return self.with_codes(lat, dict(zip(streams, codes)))
 
     def with_codes(self, lat, codes):
-        """``lat`` with the continuous codes {"y": ..., "c": ...} of ``codes`` and the raw and
-        kept bits they binarize to (straight-through); the levels and masks unchanged."""
+        """``lat`` (which has the masks) with the continuous codes {"y": ..., "c": ...} of
+        ``codes`` and the raw and kept bits they binarize to (straight-through)."""
         new = dict(lat)
         for s, code in codes.items():
             raw = ops.binarize(code)
@@ -262,14 +258,11 @@ class TwoStreamCodec(tf.keras.Model):
         rgb = ycbcr_to_rgb(self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
         rgb = tf.clip_by_value(rgb[:, :height, :width], 0.0, 1.0)
         mse = tf.reduce_mean(tf.square(rgb - x[:, :height, :width]))
-        to_chw = lambda t: tf.transpose(t, [0, 3, 1, 2])  # noqa: E731
         bits = tf.reduce_sum(self.entropy.level_cost(lat["level"]))
-        for i, s in enumerate("yc"):
-            if self.code_channels[i]:
-                index = self.entropy.stream_bit_index(
-                    tf.cast(to_chw(tf.stop_gradient(lat[f"bits_{s}"])), tf.int32), lat["level"], i)
-                bits += tf.reduce_sum(self.entropy.bit_cost(to_chw(lat[f"raw_{s}"]), index)
-                                      * to_chw(lat[f"mask_{s}"]))
+        for stream in range(2):
+            if self.code_channels[stream]:
+                cost, mask = self._bit_costs(lat, stream, through_bits=True)
+                bits += tf.reduce_sum(cost * mask)
         return tf.math.log(mse + 1e-10) + REFINE_RATE_WEIGHT * tf.math.log(bits + 1.0)
 
     def synthesize(self, bits_y, bits_c, mask_y, mask_c):
@@ -285,6 +278,19 @@ class TwoStreamCodec(tf.keras.Model):
             return rgb_to_ycbcr(y + 0.5)
         c, _ = self.dec_c(2.0 * bits_c - mask_c, side=features)
         return tf.concat([y, c], -1) + 0.5
+
+    def _bit_costs(self, latents, stream, through_bits):
+        """(cost, mask) [B, n, h, w] of stream 0 (y) or 1 (c): the bits each raw code bit
+        costs in its context (contexts from the kept bits) and the channel mask.
+        ``through_bits``: the cost's straight-through gradient, cost(1) - cost(0), reaches
+        the raw bits; otherwise only the tables get a gradient."""
+        name = "yc"[stream]
+        to_chw = lambda t: tf.transpose(t, [0, 3, 1, 2])  # noqa: E731
+        bits_int = tf.cast(to_chw(latents[f"bits_{name}"]), tf.int32)
+        index = self.entropy.stream_bit_index(bits_int, latents["level"], stream)
+        raw = to_chw(latents[f"raw_{name}"])
+        cost = self.entropy.bit_cost(raw if through_bits else tf.stop_gradient(raw), index)
+        return cost, to_chw(latents[f"mask_{name}"])
 
     def rate(self, latents, split=False):
         """Entropy-model rate of each image of a batch, in bits: float32 [B].
@@ -305,17 +311,13 @@ class TwoStreamCodec(tf.keras.Model):
         if weight > 0:  # ... and, with level_weight, in its gradient to the importance map
             soft = tf.reduce_sum(self.entropy.soft_level_cost(level, latents["u"][..., 0]), [1, 2])
             total += weight * (soft - tf.stop_gradient(soft))
-        for s, name in enumerate(("y", "c")):
+        for s in range(2):
             if not self.code_channels[s]:
                 continue
-            to_chw = lambda t: tf.transpose(t, [0, 3, 1, 2])  # noqa: E731
-            bits_int = tf.cast(to_chw(latents[f"bits_{name}"]), tf.int32)
-            index = self.entropy.stream_bit_index(bits_int, level, s)
             # No gradient to the bit values: through the straight-through binarizer it pushed
             # every code towards its majority value (all-zero, informationless codes).  The
             # rate reaches the encoder through the importance map (masks) only, as in Li et al.
-            cost = self.entropy.bit_cost(tf.stop_gradient(to_chw(latents[f"raw_{name}"])), index)
-            mask = to_chw(latents[f"mask_{name}"])
+            cost, mask = self._bit_costs(latents, s, through_bits=False)
             total += tf.reduce_sum(tf.stop_gradient(cost) * mask, axis=[1, 2, 3])
             table_total += tf.reduce_sum(cost * tf.stop_gradient(mask), axis=[1, 2, 3])
         if split:
