@@ -92,15 +92,19 @@ def test_warm_start_keeps_the_model_family_and_takes_loss_overrides(images, tmp_
     assert model.hparams["fine_blocks"] == 1 and len(model.dec_y.fine) == 1  # grown
 
 
-def test_training_the_importance_map_alone_keeps_the_transforms_and_saves_the_level_weight(
-        images, tmp_path):
+@pytest.mark.parametrize("only,trained", [
+    ("importance", {"importance"}), ("encoder", {"enc_y", "enc_c", "importance"})])
+def test_train_only_keeps_the_frozen_networks_and_saves_the_level_weight(
+        images, tmp_path, only, trained):
     from conftest import varied_tiny
     from tfycc.model import load_model, save_model
 
     src, out = tmp_path / "src", tmp_path / "run"
     save_model(varied_tiny("tfycc-mine-20260101-00000000"), str(src))
     r = subprocess.run(_train_cmd("--data", images, "--out", out, "--init-from", src,
-                                  "--train-only", "importance", "--level-weight", 1, "--rate-warmup-steps", 0,
+                                  "--train-only", only, "--level-weight", 1, "--rate-warmup-steps", 0,
+                                  # every patch with its map's levels, so the map gets a gradient
+                                  "--random-level-prob", 0, "--seed", 3,
                                   "--learning-rate", 1e-2, "--steps", 3, "--patch-size", 64,
                                   "--batch-size", 2, "--no-export"),
                        capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
@@ -110,7 +114,7 @@ def test_training_the_importance_map_alone_keeps_the_transforms_and_saves_the_le
     for name in ("enc_y", "dec_y", "enc_c", "dec_c", "importance"):
         old, new = getattr(before, name).get_weights(), getattr(after, name).get_weights()
         same = all(np.array_equal(a, b) for a, b in zip(old, new))
-        assert same == (name != "importance"), name
+        assert same == (name not in trained), name
     assert re.search(r"parameters \(([\d,]+) trained\)", r.stdout + r.stderr)
 
 

@@ -19,6 +19,12 @@ import time
 __all__ = ["main", "make_strategy", "learning_rate", "calibrate", "context_sums",
            "calibrate_main", "cpu_info", "cpu_has_bf16"]
 
+# --train-only: the sub-networks held fixed.  "encoder" keeps the decoder, so the retrained
+# encoder writes files for the same decoder (e.g. to close the amortisation gap that
+# encoder-side search, --refine, measures).
+FROZEN = {"all": (), "importance": ("enc_y", "enc_c", "dec_y", "dec_c"),
+          "encoder": ("dec_y", "dec_c")}
+
 
 def make_strategy(cpu_replicas=1):
     """Pick the distribution strategy; must run before any other TensorFlow op."""
@@ -115,9 +121,10 @@ def build_parser():
                    help="clip the global gradient norm (seen: a warm start at 2e-4 without "
                         "clipping diverged to a constant output within 150 steps)")
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (CPU) compute")
-    t.add_argument("--train-only", choices=["all", "importance"], default="all",
+    t.add_argument("--train-only", choices=sorted(FROZEN), default="all",
                    help="importance: train the importance map (and the tables) alone, the "
-                        "encoder and decoder frozen (default all)")
+                        "encoder and decoder frozen; encoder: train the encoder, importance "
+                        "map and tables for the frozen decoder (default all)")
     t.add_argument("--cpu-replicas", type=int, default=1)
     t.add_argument("--init-from", metavar="DIR", help="warm start from a saved/shipped model")
     t.add_argument("--checkpoint-dir", help="BackupAndRestore directory (default OUT/backup)")
@@ -338,10 +345,9 @@ def main(argv=None):
         except ValueError as e:
             print(f"tfycc train: error: {e}", file=sys.stderr)
             return 2
-        if args.train_only == "importance":
-            for layer in (model.enc_y, model.enc_c, model.dec_y, model.dec_c):
-                if layer is not None:
-                    layer.trainable = False
+        for name in FROZEN[args.train_only]:
+            if getattr(model, name) is not None:
+                getattr(model, name).trainable = False
         lr = learning_rate(args.learning_rate, total, args.warmup_steps)
         model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
 
