@@ -331,16 +331,10 @@ def _load_result(path, model_id=None, refine=0):
     return old
 
 
-def _reusable(path, images, points, point_key, model_id=None, refine=0):
-    """A previous result at ``path`` for exactly these images and rate points (and, given
-    ``model_id``, of that model version, made with ``refine`` search steps), or None."""
-    old = _load_result(path, model_id, refine)
-    if old is None:
-        return None
+def _covers(old, images, points, point_key):
+    """Whether the loaded result ``old`` is for exactly these images and rate points."""
     names = sorted({r["image"] for r in old.get("per_image", [])})
-    if names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points):
-        return old
-    return None
+    return names == sorted(n for n, _ in images) and old["results"].get(point_key) == list(points)
 
 
 def load_images(data=None, tfds_name=None, tfds_data_dir=None, tfds_manual_dir=None):
@@ -430,14 +424,14 @@ def main(argv=None):
             json_name = model_result_name(name, args.refine) if kind == "model" else name
             path = os.path.join(args.out, json_name + ".json")
             model_id = _current_model_id(name) if args.reuse and kind == "model" else None
-            old = args.reuse and (
-                _reusable(path, images, offsets, "offset", model_id, args.refine)
-                if kind == "model" else _reusable(path, images, targets, "target_bpp"))
-            results.append(old or None)
-            if not old:
+            # A model's result must be of its current version and --refine; an anchor's any.
+            stored = _load_result(path, model_id, args.refine) if args.reuse else None
+            points, key = (offsets, "offset") if kind == "model" else (targets, "target_bpp")
+            done = stored is not None and _covers(stored, images, points, key)
+            results.append(stored if done else None)
+            if not done:
                 todo.append((len(results) - 1, kind, name, path))
-                stored = model_id and _load_result(path, model_id, args.refine)
-                if stored:
+                if stored is not None and model_id:
                     previous[name] = stored["per_image"]
         total = sum(len(images) * (len(offsets) if k == "model" else 1) for _, k, _, _ in todo)
         start = time.perf_counter()

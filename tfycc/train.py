@@ -345,9 +345,9 @@ def main(argv=None):
         except ValueError as e:
             print(f"tfycc train: error: {e}", file=sys.stderr)
             return 2
-        for name in FROZEN[args.train_only]:
-            if getattr(model, name) is not None:
-                getattr(model, name).trainable = False
+        for layer in (getattr(model, name) for name in FROZEN[args.train_only]):
+            if layer is not None:  # (enc_c and dec_c are None in the single RGB stream)
+                layer.trainable = False
         lr = learning_rate(args.learning_rate, total, args.warmup_steps)
         model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
 
