@@ -214,10 +214,24 @@ def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):
     assert code == 0, err
     refined = json.loads((tmp_path / "rd" / "tfycc-tiny-refine2.json").read_text())
     assert refined["refine_steps"] == 2 and "2 steps of encoder-side search" in refined["description"]
+    assert refined["tune"] == "psnr"
+    code, out, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--offsets=0", "--refine", "2",
+                           "--tune", "ms-ssim", "--anchors", "none", "--out", tmp_path / "rd", "--quiet",
+                           "--reuse"], capsys)
+    assert code == 0, err
+    tuned = json.loads((tmp_path / "rd" / "tfycc-tiny-refine2-ms-ssim.json").read_text())
+    assert tuned["tune"] == "ms-ssim" and "tuned for ms-ssim" in tuned["description"]
+    assert "tfycc-tiny-refine2-ms-ssim" in out
+    # The psnr-tuned result is not taken for the ms-ssim one (nor the reverse).
+    assert json.loads((tmp_path / "rd" / "tfycc-tiny-refine2.json").read_text()) == refined
+    code, _, err = _run(["evaluate", "--data", DATA, "--models", "tiny", "--tune", "ms-ssim",
+                         "--anchors", "none", "--out", tmp_path / "rd", "--quiet"], capsys)
+    assert code == 2 and "add --refine" in err
 
 
 @pytest.mark.parametrize("argv", [["--bpp", "0.1", "--offset", "1"], ["--bpp", "0"], ["--bpp", "x"],
-                                  ["--refine", "-1"], ["--refine", "2.5"]])
+                                  ["--refine", "-1"], ["--refine", "2.5"], ["--tune", "ms-ssim"],
+                                  ["--refine", "2", "--tune", "ssim"]])
 def test_compress_bpp_bad_arguments(argv, models, small_png, capsys):
     with pytest.raises(SystemExit) as e:
         code = cli.main(["compress", str(small_png), "--model", "tiny", *argv])
@@ -230,7 +244,7 @@ def test_refine_writes_files_that_decode_as_any_other(models, small_png, tmp_pat
     code, out, err = _run(["compress", small_png, tmp_path / "r.tfycc", "--model", "tiny",
                            "--refine", "3", "--json"], capsys)
     assert code == 0, err
-    assert json.loads(out)["refine"] == 3
+    assert json.loads(out)["refine"] == 3 and json.loads(out)["tune"] == "psnr"
     code, _, err = _run(["decompress", tmp_path / "r.tfycc", tmp_path / "r.png"], capsys)
     assert code == 0, err
     assert np.asarray(Image.open(tmp_path / "r.png")).shape == (24, 40, 3)
@@ -241,9 +255,19 @@ def test_refine_writes_files_that_decode_as_any_other(models, small_png, tmp_pat
     r = json.loads(out)
     assert code == 0 and r["bpp"] <= 1 and r["refine"] in (0, 2)
     assert ("overshot" in err) == (r["refine"] == 0)
+    # Tuned for MS-SSIM: another search, the same kind of file.
+    code, out, err = _run(["compress", small_png, tmp_path / "m.tfycc", "--model", "tiny",
+                           "--refine", "3", "--tune", "ms-ssim"], capsys)
+    assert code == 0, err
+    assert "3 refine steps (ms-ssim)" in out
+    code, _, err = _run(["decompress", tmp_path / "m.tfycc", tmp_path / "m.png"], capsys)
+    assert code == 0, err
+    assert np.asarray(Image.open(tmp_path / "m.png")).shape == (24, 40, 3)
 
 
 def test_refine_needs_a_model_exported_with_the_search():
     with pytest.raises(cli.CliError, match="re-export"):
         cli.refined_compressor(object(), 3)
+    with pytest.raises(cli.CliError, match="re-export it with `tfycc export` to use --refine --tune"):
+        cli.refined_compressor(type("Old", (), {"compress_refined": None})(), 3, "ms-ssim")
     cli.refined_compressor(object(), 0)  # no search asked: any codec will do

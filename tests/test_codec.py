@@ -435,6 +435,40 @@ def test_encoder_side_search_objective_is_log_mse_plus_weighted_log_rate(photo):
     assert float(model.refine_objective(x, lat, 45, 70)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_encoder_side_search_tuned_for_ms_ssim(photo):
+    """The "ms-ssim" objective is (1 - s) ln(1 - MS-SSIM) + s ln(MSE) + the rate term, with
+    as many scales as the shorter side allows (3 for 45 pixels), and ln(MSE) alone below 11
+    pixels -- there the search, and the file, are the psnr-tuned ones."""
+    from tfycc.losses import MS_SSIM_WEIGHTS, ms_ssim
+    from tfycc.model import REFINE_MSE_SHARE, REFINE_RATE_WEIGHT
+
+    model = varied_tiny("tfycc-test-refine")
+    model.entropy.update_tables()
+    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
+    lat = model.analyze(x)
+    rgb = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
+    rgb = tf.clip_by_value(rgb[:, :45, :70], 0.0, 1.0)
+    m = float(ms_ssim(rgb, x[:, :45, :70], weights=MS_SSIM_WEIGHTS[:3])[0])
+    mse = float(tf.reduce_mean(tf.square(rgb - x[:, :45, :70])))
+    expected = ((1 - REFINE_MSE_SHARE) * np.log(1 - m) + REFINE_MSE_SHARE * np.log(mse)
+                + REFINE_RATE_WEIGHT * np.log(float(model.rate(lat)[0]) + 1))
+    got = model.refine_objective(x, lat, tf.constant(45), tf.constant(70), "ms-ssim")
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    assert float(got) != pytest.approx(float(model.refine_objective(x, lat, 45, 70)), rel=1e-3)
+    with pytest.raises(ValueError, match="tune"):
+        model.refine_objective(x, lat, 45, 70, "ssim")
+    image = photo[:45, :70]
+    psnr_file = model.compress_refined(image, 0.0, 4).numpy()
+    tuned = model.compress_refined_ms_ssim(image, 0.0, 4).numpy()
+    assert tuned != psnr_file
+    assert bool(model.latents(tuned)["ok"])
+    np.testing.assert_array_equal(model.latents(tuned)["level"].numpy(),
+                                  model.latents(psnr_file)["level"].numpy())
+    tiny = photo[:10, :70]  # too small for one MS-SSIM scale
+    assert model.compress_refined_ms_ssim(tiny, 0.0, 4).numpy() == model.compress_refined(
+        tiny, 0.0, 4).numpy()
+
+
 def test_encoder_side_search_takes_adam_steps_down_the_objectives_gradient(photo):
     """Refine's first step is Adam's first step (about lr * sign(gradient)) on each code."""
     from tfycc.model import REFINE_LEARNING_RATE

@@ -16,7 +16,8 @@ def test_codec_savedmodel_has_named_signatures(exported_tiny):
     from tfycc.export import load_codec
 
     codec = load_codec(str(exported_tiny / "tiny" / "codec"))
-    assert {"compress", "compress_at", "decompress"} <= set(codec.signatures)
+    assert {"compress", "compress_at", "compress_refined", "compress_refined_ms_ssim",
+            "decompress"} <= set(codec.signatures)
     image = np.asarray(Image.open(PHOTO))[:40, :56]
     data = codec.signatures["compress"](image=image)["output_0"]
     out = codec.signatures["decompress"](data=data)["output_0"].numpy()

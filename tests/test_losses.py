@@ -55,3 +55,11 @@ def test_bfloat16_inputs_and_dynamic_sides():
     fn = tf.function(ms_ssim, input_signature=[tf.TensorSpec([None, None, None, 3])] * 2)
     with pytest.raises(ValueError, match="static"):
         fn.get_concrete_function()
+
+
+def test_dynamic_sides_with_weights_equal_static_sides():
+    x, y = _pair((1, 181, 200, 3), 0.05)
+    weights = ms_ssim_scales(181)
+    fn = tf.function(lambda a, b: ms_ssim(a, b, weights=weights),
+                     input_signature=[tf.TensorSpec([None, None, None, 3])] * 2)
+    np.testing.assert_allclose(fn(x, y).numpy(), ms_ssim(x, y).numpy(), atol=1e-6)

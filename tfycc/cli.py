@@ -153,30 +153,41 @@ OFFSET_RANGE = 8.0  # --bpp searches importance-level offsets in [-8, 8]
 MAX_REFINE = 1000  # --refine: steps of encoder-side search
 
 
-def refined_compressor(codec, steps):
+TUNES = {"psnr": "compress_refined", "ms-ssim": "compress_refined_ms_ssim"}  # --tune
+
+
+def refined_compressor(codec, steps, tune="psnr"):
     """encode(image, offset) -> file bytes: ``codec.compress_at``, or with ``steps`` > 0
-    ``codec.compress_refined`` (encoder-side search; models exported before it have none)."""
+    ``codec.compress_refined`` (encoder-side search) or, ``tune`` "ms-ssim",
+    ``codec.compress_refined_ms_ssim`` (models exported before them have none)."""
     import tensorflow as tf
 
-    if steps and not hasattr(codec, "compress_refined"):
-        raise CliError("this model has no encoder-side search (compress_refined); re-export it "
-                       "with `tfycc export` to use --refine")
+    if tune not in TUNES:
+        raise CliError(f"--tune must be one of {', '.join(TUNES)}, not {tune!r}")
+    if tune != "psnr" and not steps:
+        raise CliError(f"--tune {tune} tunes the encoder-side search: add --refine STEPS")
+    search = getattr(codec, TUNES[tune], None) if steps else None
+    if steps and search is None:
+        raise CliError(f"this model has no encoder-side search tuned for {tune} ({TUNES[tune]}); "
+                       "re-export it with `tfycc export` to use --refine"
+                       + (f" --tune {tune}" if tune != "psnr" else ""))
 
     def encode(image, offset):
         offset = tf.constant(offset, tf.float32)
         if steps:
-            return codec.compress_refined(image, offset, tf.constant(steps, tf.int32)).numpy()
+            return search(image, offset, tf.constant(steps, tf.int32)).numpy()
         return codec.compress_at(image, offset).numpy()
     return encode
 
 
-def compress_to_bpp(codec, image, target_bpp, steps=8, refine=0):
+def compress_to_bpp(codec, image, target_bpp, steps=8, refine=0, tune="psnr"):
     """(file bytes, offset, reached, refined): the largest file at or under ``target_bpp``,
     by bisection over the importance-level offset in [-8, 8] (files grow with it) -- the
     same search the classic anchors use.  When even offset -8 overshoots, its file is
     returned with ``reached`` False.  ``refine`` > 0: the search runs without refinement,
     then the file at the offset found is remade with ``refine`` steps of encoder-side
-    search; should that one overshoot, the unrefined file is kept (``refined`` False)."""
+    search (tuned for ``tune``); should that one overshoot, the unrefined file is kept
+    (``refined`` False)."""
     from .anchors import Anchor, fit_to_bpp
 
     search = Anchor("tfycc", "tfycc", refined_compressor(codec, 0), None, -OFFSET_RANGE,
@@ -184,7 +195,7 @@ def compress_to_bpp(codec, image, target_bpp, steps=8, refine=0):
     fit = fit_to_bpp(search, image, target_bpp, float_steps=steps)
     data, refined = fit.data, False
     if refine:
-        better = refined_compressor(codec, refine)(image, fit.setting)
+        better = refined_compressor(codec, refine, tune)(image, fit.setting)
         budget = target_bpp * image.shape[0] * image.shape[1] / 8.0
         if len(better) <= max(budget, len(data)):
             data, refined = better, True
@@ -192,11 +203,12 @@ def compress_to_bpp(codec, image, target_bpp, steps=8, refine=0):
 
 
 def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXELS, offset=0.0,
-                  note=None, target_bpp=None, refine=0):
+                  note=None, target_bpp=None, refine=0, tune="psnr"):
     """Compress one image file; returns a result dict (bytes, bpp, offset, refine, seconds, ...).
 
     ``target_bpp`` (instead of ``offset``) picks the offset whose file is the largest at
-    or under that rate.  ``refine``: steps of encoder-side search (0: none).
+    or under that rate.  ``refine``: steps of encoder-side search (0: none), tuned for
+    ``tune`` (``TUNES``).
     """
     import tensorflow as tf
 
@@ -208,20 +220,22 @@ def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXE
         raise CliError(f"--refine must be in 0..{MAX_REFINE}, not {refine}")
     image = read_image(src, max_pixels, note)
     codec, model_id = load_codec(model)
+    encode = refined_compressor(codec, refine, tune)  # (checks --tune before compressing)
     h, w = image.shape[:2]
     start = time.perf_counter()
     try:
         if target_bpp is not None:
-            data, offset, reached, refined = compress_to_bpp(codec, image, target_bpp, refine=refine)
+            data, offset, reached, refined = compress_to_bpp(codec, image, target_bpp,
+                                                             refine=refine, tune=tune)
             if not reached and note:
                 note(f"{target_bpp:g} bpp is below this model's smallest file for this image "
                      f"({8.0 * len(data) / (h * w):.4f} bpp); wrote that")
             if refine and not refined:
-                refine = 0
+                refine, tune = 0, "psnr"
                 if note:
                     note("the refined file overshot the target; wrote the unrefined one")
         elif offset or refine:
-            data = refined_compressor(codec, refine)(image, offset)
+            data = encode(image, offset)
         else:
             data = codec.compress(image).numpy()
     except tf.errors.OpError as e:
@@ -230,7 +244,7 @@ def compress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXE
     _atomic_write(dst, data, force)
     return dict(input=src, output=dst, model=model_id, height=h, width=w, bytes=len(data),
                 bpp=8.0 * len(data) / (h * w), offset=float(offset), refine=refine,
-                seconds=round(seconds, 4))
+                tune=tune if refine else None, seconds=round(seconds, 4))
 
 
 def decompress_file(src, dst, model=None, force=False, max_pixels=DEFAULT_MAX_PIXELS):
@@ -298,9 +312,9 @@ def cmd_compress(args):
     dst = args.output or args.input + ".tfycc"
     note = (lambda m: print(f"tfycc: note: {m}", file=sys.stderr))
     r = compress_file(args.input, dst, args.model, args.force, args.max_pixels, args.offset, note,
-                      args.bpp, args.refine)
+                      args.bpp, args.refine, args.tune)
     offset = f", offset {r['offset']:+.3f}" if args.bpp is not None else ""
-    offset += f", {r['refine']} refine steps" if r["refine"] else ""
+    offset += f", {r['refine']} refine steps ({r['tune']})" if r["refine"] else ""
     _print_result(r, args.json, f"{dst}: {r['bytes']} bytes, {r['bpp']:.4f} bpp{offset}, "
                                 f"{r['width']}x{r['height']}, {r['seconds']:.2f} s")
 
@@ -333,7 +347,7 @@ def cmd_demo(args):
     src = args.input or _BUNDLED_PHOTO
     with tempfile.TemporaryDirectory() as tmp:
         enc = compress_file(src, os.path.join(tmp, "photo.tfycc"), args.model, offset=args.offset,
-                            target_bpp=args.bpp, refine=args.refine)
+                            target_bpp=args.bpp, refine=args.refine, tune=args.tune)
         dec = decompress_file(enc["output"], os.path.join(tmp, "photo.png"), args.model)
         original = read_image(src)
         restored = read_image(dec["output"])
@@ -341,7 +355,7 @@ def cmd_demo(args):
             _atomic_write(args.save, _png_bytes(restored), True)
     r = dict(model=enc["model"], image=src, width=enc["width"], height=enc["height"],
              bytes=enc["bytes"], bpp=round(enc["bpp"], 4), offset=enc["offset"],
-             refine=enc["refine"], psnr_rgb=round(psnr(original, restored), 2),
+             refine=enc["refine"], tune=enc["tune"], psnr_rgb=round(psnr(original, restored), 2),
              ms_ssim=round(float(ms_ssim(original, restored)), 4),
              compress_s=enc["seconds"], decompress_s=dec["seconds"])
     text = (f"{os.path.basename(src)} ({r['width']}x{r['height']}) with {r['model']}: "
@@ -355,6 +369,9 @@ REFINE_HELP = ("encoder-side search: STEPS gradient steps on the code bits befor
                "the file (better quality at about the same size; each step costs about one "
                "decoder forward and backward pass: ~6 s for a 768x512 image on 2 CPU cores; "
                "10 is a good setting; the file decodes as any other; default: 0, none)")
+
+TUNE_HELP = ("what the encoder-side search (--refine) raises: psnr (default) or ms-ssim "
+             "(MS-SSIM, with a 30 %% share of MSE so that PSNR stays close)")
 
 
 def build_parser():
@@ -378,6 +395,7 @@ def build_parser():
                       help="largest file at or under TARGET bits per pixel (searches --offset)")
     c.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     c.add_argument("--refine", type=int, default=0, metavar="STEPS", help=REFINE_HELP)
+    c.add_argument("--tune", choices=TUNES, default="psnr", help=TUNE_HELP)
     common(c)
     c.set_defaults(func=cmd_compress)
 
@@ -400,6 +418,7 @@ def build_parser():
     rate.add_argument("--offset", type=float, default=0.0)
     rate.add_argument("--bpp", type=float, metavar="TARGET", help="as for compress")
     m.add_argument("--refine", type=int, default=0, metavar="STEPS", help="as for compress")
+    m.add_argument("--tune", choices=TUNES, default="psnr", help="as for compress")
     m.add_argument("--save", metavar="PNG", help="also write the decoded image here")
     common(m)
     m.set_defaults(func=cmd_demo)

@@ -59,10 +59,12 @@ def _average(rows, point_key, points, keys):
     return results
 
 
-def model_result_name(model, refine=0):
+def model_result_name(model, refine=0, tune="psnr"):
     """Result name of a tfycc model (shipped name or directory): ``tfycc-<basename>``, plus
-    ``-refine<N>`` for files made with N steps of encoder-side search."""
+    ``-refine<N>`` for files made with N steps of encoder-side search, and ``-<tune>`` when
+    that search was tuned for other than PSNR."""
     suffix = f"-refine{refine}" if refine else ""
+    suffix += f"-{tune}" if refine and tune != "psnr" else ""
     return f"tfycc-{os.path.basename(os.path.normpath(model))}{suffix}"
 
 
@@ -71,9 +73,10 @@ def num_images(result):
     return len({row["image"] for row in result["per_image"]})
 
 
-def evaluate_model(model, images, offsets, progress=None, refine=0, previous=()):
+def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(), tune="psnr"):
     """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)];
-    ``refine`` > 0: files made with that many steps of encoder-side search.  ``previous``:
+    ``refine`` > 0: files made with that many steps of encoder-side search, tuned for
+    ``tune`` (``cli.TUNES``).  ``previous``:
     per-image rows of an earlier result of the same model and search, kept for the
     (image, offset) pairs they cover instead of being measured again."""
     import tensorflow as tf
@@ -83,7 +86,7 @@ def evaluate_model(model, images, offsets, progress=None, refine=0, previous=())
 
     done = {(r["image"], r["offset"]): r for r in previous}
     codec, model_id = load_codec(model)
-    encode = refined_compressor(codec, refine)
+    encode = refined_compressor(codec, refine, tune)
     with open(os.path.join(resolve_model(model), "config.json")) as f:
         config = json.load(f)
     levels = config["levels"]
@@ -116,7 +119,9 @@ def evaluate_model(model, images, offsets, progress=None, refine=0, previous=())
                 progress.update()
     keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
     search = f", {refine} steps of encoder-side search" if refine else ""
-    return dict(name=model_result_name(model, refine), model_id=model_id, refine_steps=refine,
+    search += f" tuned for {tune}" if refine and tune != "psnr" else ""
+    return dict(name=model_result_name(model, refine, tune), model_id=model_id,
+                refine_steps=refine, tune=tune if refine else None,
                 description=f"tfycc model {model_id}, real files{search}, {len(images)} images",
                 kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
 
@@ -318,15 +323,16 @@ def _current_model_id(model):
         return None
 
 
-def _load_result(path, model_id=None, refine=0):
+def _load_result(path, model_id=None, refine=0, tune="psnr"):
     """The result JSON at ``path`` (given ``model_id``: only if of that model version, made
-    with ``refine`` search steps), or None."""
+    with ``refine`` search steps tuned for ``tune``), or None."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
         old = json.load(f)
     if model_id is not None and (old.get("model_id") != model_id
-                                 or old.get("refine_steps", 0) != refine):
+                                 or old.get("refine_steps", 0) != refine
+                                 or (refine and (old.get("tune") or "psnr") != tune)):
         return None
     return old
 
@@ -360,7 +366,7 @@ def _floats(text, what):
 
 def build_parser():
     from .anchors import ANCHORS, DEFAULT_ANCHORS
-    from .cli import DEFAULT_MODEL
+    from .cli import DEFAULT_MODEL, TUNES
 
     p = argparse.ArgumentParser(prog="tfycc evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -379,6 +385,9 @@ def build_parser():
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="encode with STEPS steps of encoder-side search (as `tfycc compress "
                         "--refine`; results named tfycc-MODEL-refineSTEPS; default: 0)")
+    p.add_argument("--tune", choices=tuple(TUNES), default="psnr",
+                   help="what that search raises (as `tfycc compress --tune`; other than psnr, "
+                        "results named tfycc-MODEL-refineSTEPS-TUNE; default: %(default)s)")
     p.add_argument("--anchors", default=",".join(DEFAULT_ANCHORS),
                    help=f"classic codecs, comma-separated, or 'none' (default: %(default)s; "
                         f"known: {','.join(ANCHORS)})")
@@ -406,6 +415,8 @@ def main(argv=None):
         offsets = _floats(args.offsets, "--offsets")
         if args.refine < 0:
             raise ValueError(f"--refine must be >= 0, not {args.refine}")
+        if args.tune != "psnr" and not args.refine:
+            raise ValueError(f"--tune {args.tune} tunes the encoder-side search: add --refine STEPS")
         targets = _floats(args.bpp, "--bpp")
         anchors = [] if args.anchors.strip() in ("", "none") else [
             a.strip() for a in args.anchors.split(",") if a.strip()]
@@ -421,11 +432,11 @@ def main(argv=None):
         results, todo = [], []
         previous = {}  # tfycc results to extend (other offsets or images, same model version)
         for kind, name in jobs:
-            json_name = model_result_name(name, args.refine) if kind == "model" else name
+            json_name = model_result_name(name, args.refine, args.tune) if kind == "model" else name
             path = os.path.join(args.out, json_name + ".json")
             model_id = _current_model_id(name) if args.reuse and kind == "model" else None
             # A model's result must be of its current version and --refine; an anchor's any.
-            stored = _load_result(path, model_id, args.refine) if args.reuse else None
+            stored = _load_result(path, model_id, args.refine, args.tune) if args.reuse else None
             points, key = (offsets, "offset") if kind == "model" else (targets, "target_bpp")
             done = stored is not None and _covers(stored, images, points, key)
             results.append(stored if done else None)
@@ -440,7 +451,7 @@ def main(argv=None):
                 bar.set_description(name)
                 if kind == "model":
                     res = evaluate_model(name, images, offsets, bar, args.refine,
-                                         previous.get(name, ()))
+                                         previous.get(name, ()), args.tune)
                 else:
                     res = evaluate_anchor(name, images, targets, bar)
                 _atomic_write(path, json.dumps(res, indent=1).encode(), True)

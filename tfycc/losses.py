@@ -58,7 +58,8 @@ def ms_ssim(x, y, max_val=1.0, weights=None):
     """MS-SSIM of two image batches [B, H, W, C] (float, static H and W) -> [B] in (0, 1].
 
     ``weights`` are the per-scale exponents, finest first (default: ``ms_ssim_scales``
-    of the shorter side).  Computed in float32 whatever the inputs' dtype.
+    of the shorter side; needed when the sides are not static).  Computed in float32
+    whatever the inputs' dtype.
     """
     x = tf.cast(x, tf.float32)
     y = tf.cast(y, tf.float32)
@@ -71,8 +72,11 @@ def ms_ssim(x, y, max_val=1.0, weights=None):
     terms = []
     for k in range(len(weights)):
         if k:
-            pad = [[0, 0], [0, x.shape[1] % 2], [0, x.shape[2] % 2], [0, 0]]
-            if any(p[1] for p in pad):
+            if x.shape[1] is None or x.shape[2] is None:  # dynamic sides: pad 0 or 1
+                pad = [[0, 0], [0, tf.shape(x)[1] % 2], [0, tf.shape(x)[2] % 2], [0, 0]]
+                x, y = tf.pad(x, pad, "SYMMETRIC"), tf.pad(y, pad, "SYMMETRIC")
+            elif x.shape[1] % 2 or x.shape[2] % 2:
+                pad = [[0, 0], [0, x.shape[1] % 2], [0, x.shape[2] % 2], [0, 0]]
                 x, y = tf.pad(x, pad, "SYMMETRIC"), tf.pad(y, pad, "SYMMETRIC")
             x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
             y = tf.nn.avg_pool2d(y, 2, 2, "VALID")

@@ -54,7 +54,7 @@ from . import bitstream, ops
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .entropy import EntropyModel
 from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
-from .losses import ms_ssim
+from .losses import MS_SSIM_WEIGHTS, ms_ssim
 
 __all__ = ["CONFIGS", "TwoStreamCodec", "build_model", "save_model", "load_model", "with_context"]
 
@@ -75,6 +75,12 @@ CONFIGS = {
 # file's on Kodak crops (1 lowered it 2-3 % for a little less PSNR, 0 raised it 1-2 %).
 REFINE_LEARNING_RATE = 0.01
 REFINE_RATE_WEIGHT = 0.5
+# What the search may be tuned for (``tune``): "psnr" lowers ln(MSE); "ms-ssim" lowers
+# (1 - s) ln(1 - MS-SSIM) + s ln(MSE), s = REFINE_MSE_SHARE (on six 256^2 training crops,
+# 10 steps: s = 0 gave MS-SSIM 0.9125 at 24.03 dB, s = 0.3 0.9123 at 24.83 dB; "psnr":
+# 0.9008 at 24.97 dB; unrefined 0.8853 at 24.17 dB).
+REFINE_TUNES = ("psnr", "ms-ssim")
+REFINE_MSE_SHARE = 0.3
 
 _METRICS = ("loss", "distortion", "bpp", "kept_bpp", "importance_bpp", "psnr", "level")
 
@@ -85,6 +91,23 @@ def _pad_to_grid(x):
     ph, pw = (-h) % DOWNSAMPLING, (-w) % DOWNSAMPLING
     x = tf.concat([x, tf.repeat(x[:, -1:], ph, axis=1)], 1)
     return tf.concat([x, tf.repeat(x[:, :, -1:], pw, axis=2)], 2)
+
+
+def _ms_ssim_objective(rgb, ref, log_mse, side):
+    """(1 - s) ln(1 - MS-SSIM(rgb, ref)) + s ``log_mse`` (s = REFINE_MSE_SHARE), with as
+    many scales as ``side`` (a scalar tensor: the shorter side) allows -- the standard
+    exponents, not renormalised, as ``metrics.ms_ssim`` has them; ``log_mse`` alone below
+    11 pixels.  Works on images of any (dynamic) size."""
+    def with_scales(k):
+        def term():
+            value = tf.reduce_mean(ms_ssim(rgb, ref, weights=MS_SSIM_WEIGHTS[:k]))
+            return ((1.0 - REFINE_MSE_SHARE) * tf.math.log(1.0 - value + 1e-10)
+                    + REFINE_MSE_SHARE * log_mse)
+        return term
+
+    scales = tf.add_n([tf.cast(side >= 11 * 2 ** k, tf.int32) for k in range(len(MS_SSIM_WEIGHTS))])
+    return tf.switch_case(scales, [lambda: log_mse] + [
+        with_scales(k) for k in range(1, len(MS_SSIM_WEIGHTS) + 1)])
 
 
 def _rms(x):
@@ -209,7 +232,7 @@ class TwoStreamCodec(tf.keras.Model):
                    mask_c=ops.channel_mask(u, self.code_channels[1], self.levels))
         return self.with_codes(out, {"y": tf.cast(code_y, tf.float32), "c": tf.cast(code_c, tf.float32)})
 
-    def refine(self, x, lat, steps, height, width):
+    def refine(self, x, lat, steps, height, width, tune="psnr"):
         """Encoder-side search: ``lat`` with better code bits for the image ``x``.
 
         ``steps`` Adam steps (learning rate ``REFINE_LEARNING_RATE``) on the continuous
@@ -217,6 +240,7 @@ class TwoStreamCodec(tf.keras.Model):
         ``refine_objective``.  The levels (and masks) stay as they are, so the rate
         moves little; the decoder is unchanged, so any tfycc decoder reads the file.
         It closes part of the amortisation gap of a small, briefly trained encoder.
+        ``tune`` (one of ``REFINE_TUNES``): the quality measure that the search raises.
         """
         streams = [s for s, n in zip("yc", self.code_channels) if n]
         beta1, beta2, eps = 0.9, 0.999, 1e-7
@@ -225,7 +249,7 @@ class TwoStreamCodec(tf.keras.Model):
             with tf.GradientTape() as tape:
                 tape.watch(codes)
                 loss = self.refine_objective(x, self.with_codes(lat, dict(zip(streams, codes))),
-                                             height, width)
+                                             height, width, tune)
             grads = tape.gradient(loss, codes)
             t1 = tf.cast(t + 1, tf.float32)
             rate = REFINE_LEARNING_RATE * tf.sqrt(1.0 - beta2 ** t1) / (1.0 - beta1 ** t1)
@@ -250,20 +274,28 @@ class TwoStreamCodec(tf.keras.Model):
             new.update({f"code_{s}": code, f"raw_{s}": raw, f"bits_{s}": raw * lat[f"mask_{s}"]})
         return new
 
-    def refine_objective(self, x, lat, height, width):
-        """What ``refine`` lowers: ln(MSE of the decoded RGB against ``x`` over its real
-        ``height`` x ``width`` pixels) + ``REFINE_RATE_WEIGHT`` * ln(R + 1), R the entropy
+    def refine_objective(self, x, lat, height, width, tune="psnr"):
+        """What ``refine`` lowers: D + ``REFINE_RATE_WEIGHT`` * ln(R + 1).  D, of the
+        decoded RGB against ``x`` over its real ``height`` x ``width`` pixels: ln(MSE) for
+        ``tune`` "psnr"; for "ms-ssim", (1 - s) ln(1 - MS-SSIM) + s ln(MSE) with
+        s = ``REFINE_MSE_SHARE`` (as many MS-SSIM scales as the image's shorter side
+        allows, like ``metrics.ms_ssim``; ln(MSE) alone below 11 pixels).  R: the entropy
         model's bits for ``lat`` (each kept bit's cost in its context, with the
         straight-through gradient cost(1) - cost(0); the levels' cost, a constant here)."""
+        if tune not in REFINE_TUNES:
+            raise ValueError(f"tune must be one of {REFINE_TUNES}, not {tune!r}")
         rgb = ycbcr_to_rgb(self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
         rgb = tf.clip_by_value(rgb[:, :height, :width], 0.0, 1.0)
-        mse = tf.reduce_mean(tf.square(rgb - x[:, :height, :width]))
+        ref = x[:, :height, :width]
+        distortion = tf.math.log(tf.reduce_mean(tf.square(rgb - ref)) + 1e-10)
+        if tune == "ms-ssim":
+            distortion = _ms_ssim_objective(rgb, ref, distortion, tf.minimum(height, width))
         bits = tf.reduce_sum(self.entropy.level_cost(lat["level"]))
         for stream in range(2):
             if self.code_channels[stream]:
                 cost, mask = self._bit_costs(lat, stream, through_bits=True)
                 bits += tf.reduce_sum(cost * mask)
-        return tf.math.log(mse + 1e-10) + REFINE_RATE_WEIGHT * tf.math.log(bits + 1.0)
+        return distortion + REFINE_RATE_WEIGHT * tf.math.log(bits + 1.0)
 
     def synthesize(self, bits_y, bits_c, mask_y, mask_c):
         """Kept bits and masks [B,h,w,n_Y], [B,h,w,n_C] -> YCbCr [B, 8h, 8w, 3] float32.
@@ -425,7 +457,7 @@ class TwoStreamCodec(tf.keras.Model):
         return self._update(self(self._images(data), training=False))
 
     # ----- the codec ----------------------------------------------------------------
-    def _latent_to_file(self, image, rate_offset, refine_steps=None):
+    def _latent_to_file(self, image, rate_offset, refine_steps=None, tune="psnr"):
         image = tf.convert_to_tensor(image)
         height, width = tf.shape(image)[0], tf.shape(image)[1]
         tf.debugging.assert_less_equal(tf.maximum(height, width), bitstream.MAX_SIDE,
@@ -433,7 +465,7 @@ class TwoStreamCodec(tf.keras.Model):
         x = _pad_to_grid(tf.cast(image[None], tf.float32) / 255.0)
         lat = self.analyze(x, rate_offset)
         if refine_steps is not None:
-            lat = self.refine(x, lat, refine_steps, height, width)
+            lat = self.refine(x, lat, refine_steps, height, width, tune)
         level = lat["level"][0]
         bits = [tf.cast(tf.transpose(lat[f"bits_{s}"][0], [2, 0, 1]), tf.int32) for s in ("y", "c")]
         payload = self._encode_payload(level, bits)
@@ -535,6 +567,12 @@ class TwoStreamCodec(tf.keras.Model):
         """Like ``compress_at``, with ``steps`` steps of encoder-side search (``refine``):
         better files for ~``steps`` times the decoder's forward and backward pass."""
         return self._latent_to_file(image, rate_offset, steps)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                                  tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+    def compress_refined_ms_ssim(self, image, rate_offset, steps):
+        """Like ``compress_refined``, the search tuned for MS-SSIM (``refine_objective``)."""
+        return self._latent_to_file(image, rate_offset, steps, "ms-ssim")
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def decompress(self, data):
