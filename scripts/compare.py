@@ -31,11 +31,20 @@ def deltas(ref, test):
     return out
 
 
+def labels(results):
+    """A row label per result: its model id, or its name (e.g. tfycc-rgb-refine10) where
+    two results share a model id (the same model encoded two ways)."""
+    ids = [r.get("model_id", r["name"]) for r in results]
+    return [r["name"] if ids.count(i) > 1 else i for r, i in zip(results, ids)]
+
+
 def report(ref, tests, targets):
     from tfycc.evaluate import BD_METRICS, at_bpp
 
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
+
+    label_of = dict(zip(map(id, [ref] + tests), labels([ref] + tests)))
 
     lines = [f"Reference: {ref['name']} ({ref.get('model_id', ref['name'])})", "",
              "| test | metric | BD-rate | BD-quality |", "|---|---|---|---|"]
@@ -43,14 +52,14 @@ def report(ref, tests, targets):
         found = deltas(ref, test)
         for key, label, sign in BD_METRICS:
             rate, quality = found[key]
-            lines.append(f"| {test.get('model_id', test['name'])} | {label} | "
+            lines.append(f"| {label_of[id(test)]} | {label} | "
                          f"{fmt(rate, '+.1f')} % | {fmt(quality, '+.2f')}{' dB' if sign > 0 else ''} |")
     lines += ["", "| bpp | result | PSNR-RGB | MS-SSIM | CIEDE2000 |", "|---|---|---|---|---|"]
     for t in targets:
         for res in [ref] + tests:
             cells = [fmt(at_bpp(res, k, t), d) for k, d in
                      (("psnr-rgb", ".2f"), ("ms-ssim-rgb", ".3f"), ("ciede2000", ".2f"))]
-            lines.append(f"| {t:g} | {res.get('model_id', res['name'])} | " + " | ".join(cells) + " |")
+            lines.append(f"| {t:g} | {label_of[id(res)]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -233,3 +233,6 @@ def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys)
     assert "| 0.1 | tfycc-old | 20.00 | 0.800 | 7.00 |" in out
     assert "| 0.1 | tfycc-new | 22.00 | 0.850 | 6.00 |" in out
     assert compare.main([str(tmp_path / "missing.json"), paths[0]]) == 2
+    # One model encoded two ways (the same model id): rows named by result name instead.
+    assert compare.labels([ref, test]) == ["tfycc-old", "tfycc-new"]
+    assert compare.labels([ref, dict(ref, name="old-refine10")]) == ["old", "old-refine10"]
