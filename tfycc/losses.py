@@ -72,11 +72,10 @@ def ms_ssim(x, y, max_val=1.0, weights=None):
     terms = []
     for k in range(len(weights)):
         if k:
-            if x.shape[1] is None or x.shape[2] is None:  # dynamic sides: pad 0 or 1
-                pad = [[0, 0], [0, tf.shape(x)[1] % 2], [0, tf.shape(x)[2] % 2], [0, 0]]
-                x, y = tf.pad(x, pad, "SYMMETRIC"), tf.pad(y, pad, "SYMMETRIC")
-            elif x.shape[1] % 2 or x.shape[2] % 2:
-                pad = [[0, 0], [0, x.shape[1] % 2], [0, x.shape[2] % 2], [0, 0]]
+            static = None not in x.shape[1:3]
+            sides = x.shape[1:3] if static else tf.shape(x)[1:3]  # dynamic: pad by 0 or 1
+            if not static or sides[0] % 2 or sides[1] % 2:
+                pad = [[0, 0], [0, sides[0] % 2], [0, sides[1] % 2], [0, 0]]
                 x, y = tf.pad(x, pad, "SYMMETRIC"), tf.pad(y, pad, "SYMMETRIC")
             x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
             y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
