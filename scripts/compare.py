@@ -8,6 +8,9 @@ PSNR-Y, PSNR-CbCr, MS-SSIM (dB) and CIEDE2000 (PCHIP over the overlapping part o
 curve up to its best point, as in ``summary.md``; negative BD-rate = the test needs
 fewer bits; BD-quality positive = better, for CIEDE2000 negative = better), then
 PSNR / MS-SSIM / CIEDE2000 of both at each ``--at`` rate (log-bpp interpolation).
+``--per-image ANCHOR.json ...`` adds, per ``--at`` rate, each anchor's files against each
+result's per-image curve at the file's own bpp (``--metric``, default MS-SSIM), over the
+images whose curve spans it: for anchors that not every image reaches.
 This is how the model cards' "against the previous models" tables are made.
 """
 import argparse
@@ -44,22 +47,56 @@ def report(ref, tests, targets):
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
 
-    label_of = dict(zip(map(id, [ref] + tests), labels([ref] + tests)))
-
+    names = labels([ref] + tests)
     lines = [f"Reference: {ref['name']} ({ref.get('model_id', ref['name'])})", "",
              "| test | metric | BD-rate | BD-quality |", "|---|---|---|---|"]
-    for test in tests:
+    for test, name in zip(tests, names[1:]):
         found = deltas(ref, test)
         for key, label, sign in BD_METRICS:
             rate, quality = found[key]
-            lines.append(f"| {label_of[id(test)]} | {label} | "
+            lines.append(f"| {name} | {label} | "
                          f"{fmt(rate, '+.1f')} % | {fmt(quality, '+.2f')}{' dB' if sign > 0 else ''} |")
     lines += ["", "| bpp | result | PSNR-RGB | MS-SSIM | CIEDE2000 |", "|---|---|---|---|---|"]
     for t in targets:
-        for res in [ref] + tests:
+        for res, name in zip([ref] + tests, names):
             cells = [fmt(at_bpp(res, k, t), d) for k, d in
                      (("psnr-rgb", ".2f"), ("ms-ssim-rgb", ".3f"), ("ciede2000", ".2f"))]
-            lines.append(f"| {t:g} | {label_of[id(res)]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {t:g} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_image(anchor, res, target, key="ms-ssim-rgb"):
+    """``anchor``'s files for ``target`` bpp against ``res``'s per-image curve at each
+    file's own bpp (log-bpp interpolation), over the images whose curve spans it and
+    whose file reached the target: (images, anchor mean, tfycc mean, images where tfycc
+    is higher); None where no image qualifies.  A check that does not average first."""
+    import numpy as np
+
+    pairs = []
+    for row in anchor["per_image"]:
+        if row["target_bpp"] != target or not row.get("reached", True):
+            continue
+        curve = sorted((r["bpp"], r[key]) for r in res["per_image"] if r["image"] == row["image"])
+        if curve and curve[0][0] <= row["bpp"] <= curve[-1][0]:
+            rate, quality = zip(*curve)
+            pairs.append((row[key], float(np.interp(np.log(row["bpp"]), np.log(rate), quality))))
+    if not pairs:
+        return None
+    a, t = np.array(pairs).T
+    return len(pairs), float(a.mean()), float(t.mean()), int((t > a).sum())
+
+
+def per_image_report(anchors, results, targets, key="ms-ssim-rgb"):
+    lines = [f"Per image, {key} at each anchor file's own bpp:", "",
+             "| bpp | anchor | result | images | anchor | result | result higher |",
+             "|---|---|---|---|---|---|---|"]
+    for t in targets:
+        for anchor in anchors:
+            for res, name in zip(results, labels(results)):
+                found = per_image(anchor, res, t, key)
+                cells = ["0", "—", "—", "—"] if found is None else [
+                    str(found[0]), f"{found[1]:.4f}", f"{found[2]:.4f}", str(found[3])]
+                lines.append(f"| {t:g} | {anchor['name']} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -68,18 +105,31 @@ def main(argv=None):
     p.add_argument("reference", help="result JSON of the reference (e.g. the previous default)")
     p.add_argument("tests", nargs="+", help="result JSON(s) to compare with it")
     p.add_argument("--at", default="0.1,0.15,0.25", help="bpp for the value table (default %(default)s)")
+    p.add_argument("--per-image", metavar="ANCHOR_JSON", nargs="+", default=[],
+                   help="also compare each tfycc result with these anchors' files image by "
+                        "image, at each file's own bpp (--metric; the --at targets)")
+    p.add_argument("--metric", default="ms-ssim-rgb", help="metric of --per-image (default %(default)s)")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
     try:
         targets = [float(t) for t in args.at.split(",") if t]
         results = []
-        for path in [args.reference] + args.tests:
+        for path in [args.reference] + args.tests + args.per_image:
             with open(path) as f:
                 results.append(json.load(f))
     except (OSError, ValueError) as e:
         print(f"compare.py: error: {e}", file=sys.stderr)
         return 2
+    anchors = results[len(results) - len(args.per_image):]
+    results = results[:len(results) - len(args.per_image)]
     print(report(results[0], results[1:], targets))
+    if anchors:
+        try:
+            print("\n" + per_image_report(anchors, results, targets, args.metric))
+        except KeyError as e:
+            print(f"compare.py: error: --per-image: a result or anchor has no per-image {e}",
+                  file=sys.stderr)
+            return 2
     return 0
 
 

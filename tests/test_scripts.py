@@ -236,3 +236,32 @@ def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys)
     # One model encoded two ways (the same model id): rows named by result name instead.
     assert compare.labels([ref, test]) == ["tfycc-old", "tfycc-new"]
     assert compare.labels([ref, dict(ref, name="old-refine10")]) == ["old", "old-refine10"]
+
+
+def test_compare_per_image_checks_each_anchor_file_on_the_result_curve(tmp_path, capsys):
+    import json
+
+    compare = _load_script("compare")
+    curve = [dict(image=i, bpp=b, **{"ms-ssim-rgb": q}) for i in ("a", "b")
+             for b, q in ((0.1, 0.80), (0.4, 0.90))]
+    res = dict(name="t", model_id="t", kind="tfycc", per_image=curve,
+               results=dict(bpp=[0.1, 0.4], images=[2, 2], offset=[0, 1], **{k: [1.0, 2.0] for k in (
+                   "psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000")}))
+    files = [dict(image="a", target_bpp=0.25, reached=True, bpp=0.2, **{"ms-ssim-rgb": 0.86}),
+             dict(image="b", target_bpp=0.25, reached=True, bpp=0.2, **{"ms-ssim-rgb": 0.84}),
+             dict(image="a", target_bpp=0.05, reached=False, bpp=0.2, **{"ms-ssim-rgb": 0.9}),
+             dict(image="b", target_bpp=0.05, reached=True, bpp=0.04, **{"ms-ssim-rgb": 0.9})]
+    anchor = dict(name="j2k", kind="anchor", per_image=files)
+    n, a, t, higher = compare.per_image(anchor, res, 0.25)
+    assert (n, higher) == (2, 1) and abs(a - 0.85) < 1e-9 and abs(t - 0.85) < 1e-9  # 0.2 = midway in log bpp
+    assert compare.per_image(anchor, res, 0.05) is None  # unreached, or outside the curve
+    paths = []
+    for r in (res, anchor):
+        paths.append(str(tmp_path / f"{r['name']}.json"))
+        with open(paths[-1], "w") as f:
+            json.dump(r, f)
+    capsys.readouterr()
+    assert compare.main([paths[0], paths[0], "--at", "0.25", "--per-image", paths[1]]) == 0
+    assert "| 0.25 | j2k | t | 2 | 0.8500 | 0.8500 | 1 |" in capsys.readouterr().out
+    assert compare.main([paths[0], paths[0], "--at", "0.25", "--per-image", paths[1],
+                         "--metric", "psnr-rgb"]) == 2  # no such per-image values
