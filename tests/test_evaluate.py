@@ -178,6 +178,35 @@ def test_evaluate_two_images_two_anchors_and_a_model(two_images, exported_tiny, 
     assert json.loads((out / "tfycc-tiny.json").read_text())["model_id"] != "tfycc-tiny-older-version"
 
 
+def test_interrupted_evaluation_keeps_its_rows_and_reuse_goes_on(
+        two_images, exported_tiny, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "rd"
+    argv = ["--data", str(two_images), "--models", str(exported_tiny / "tiny"), "--offsets=-1,0",
+            "--anchors", "none", "--out", str(out), "--quiet", "--no-plots"]
+    measure, calls = evaluate.image_metrics, []
+
+    def interrupted_at_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return measure(*args)
+
+    monkeypatch.setattr(evaluate, "image_metrics", interrupted_at_third)
+    assert evaluate.main(argv) == 130
+    assert "--reuse" in capsys.readouterr().err
+    assert not (out / "tfycc-tiny.json").exists()
+    partial = json.loads((out / "tfycc-tiny.json.partial").read_text())
+    assert [(r["image"], r["offset"]) for r in partial["per_image"]] == [("a", -1), ("b", -1)]
+    # --reuse measures only the two missing rows.
+    calls.clear()
+    assert evaluate.main(argv + ["--reuse"]) == 0
+    assert len(calls) == 2
+    result = json.loads((out / "tfycc-tiny.json").read_text())
+    assert result["per_image"][:2] == partial["per_image"]  # the same rows, timings too
+    assert result["results"]["images"] == [2, 2]
+    assert not (out / "tfycc-tiny.json.partial").exists()
+
+
 def test_evaluate_reads_kodak_through_tfds(two_images, tmp_path, capsys):
     import shutil
 

@@ -30,6 +30,7 @@ __all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "model_
 
 METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
                "delta-a", "delta-b")
+PARTIAL = ".partial"  # suffix of a model's rows so far, written after each image (see --reuse)
 PLOTS = (("psnr-rgb", "PSNR-RGB (dB)"), ("ms-ssim-db", "MS-SSIM (dB)"),
          ("ciede2000", "mean CIEDE2000 (lower is better)"))
 
@@ -73,12 +74,14 @@ def num_images(result):
     return len({row["image"] for row in result["per_image"]})
 
 
-def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(), tune="psnr"):
+def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(), tune="psnr",
+                   checkpoint=None):
     """A tfycc model (shipped name or directory) on ``images`` [(name, uint8 HxWx3)];
     ``refine`` > 0: files made with that many steps of encoder-side search, tuned for
     ``tune`` (``cli.TUNES``).  ``previous``:
     per-image rows of an earlier result of the same model and search, kept for the
-    (image, offset) pairs they cover instead of being measured again."""
+    (image, offset) pairs they cover instead of being measured again.  ``checkpoint``:
+    called with (model_id, rows so far) after each measured row."""
     import tensorflow as tf
 
     from . import ops
@@ -115,6 +118,8 @@ def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(),
                              mean_level=float(tf.reduce_mean(tf.cast(level, tf.float32))),
                              **image_metrics(image, out),
                              encoding_time=t_enc, decoding_time=t_dec))
+            if checkpoint is not None:
+                checkpoint(model_id, rows)
             if progress is not None:
                 progress.update()
     keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
@@ -337,6 +342,18 @@ def _load_result(path, model_id=None, refine=0, tune="psnr"):
     return old
 
 
+def _partial_writer(path, refine, tune):
+    """A checkpoint for evaluate_model: the rows so far, kept in ``path`` + PARTIAL, so that
+    an interrupted run loses at most the image it was on (``--reuse`` picks them up)."""
+    from .cli import _atomic_write
+
+    def write(model_id, rows):
+        data = dict(model_id=model_id, refine_steps=refine, tune=tune if refine else None,
+                    per_image=rows)
+        _atomic_write(path + PARTIAL, json.dumps(data, indent=1).encode(), True)
+    return write
+
+
 def _covers(old, images, points, point_key):
     """Whether the loaded result ``old`` is for exactly these images and rate points."""
     names = sorted({r["image"] for r in old.get("per_image", [])})
@@ -397,8 +414,9 @@ def build_parser():
     p.add_argument("--reuse", action="store_true",
                    help="keep a codec's JSON already in --out when it covers the same images "
                         "and rate points (and, for a tfycc model, the same model id and "
-                        "--refine); of a tfycc model's other JSON, keep the (image, offset) "
-                        "rows it has and run only the missing ones")
+                        "--refine); of a tfycc model's other JSON, and of the rows an "
+                        "interrupted run left in NAME.json.partial, keep the (image, offset) "
+                        "rows they have and run only the missing ones")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -442,8 +460,13 @@ def main(argv=None):
             results.append(stored if done else None)
             if not done:
                 todo.append((len(results) - 1, kind, name, path))
-                if stored is not None and model_id:
-                    previous[name] = stored["per_image"]
+                rows = {}
+                if model_id:  # --reuse: rows of the JSON and of an interrupted run's partial file
+                    for old in (stored, _load_result(path + PARTIAL, model_id, args.refine,
+                                                     args.tune)):
+                        if old is not None:
+                            rows.update(((r["image"], r["offset"]), r) for r in old["per_image"])
+                previous[name] = list(rows.values())
         total = sum(len(images) * (len(offsets) if k == "model" else 1) for _, k, _, _ in todo)
         start = time.perf_counter()
         with tqdm(total=total, unit="image", disable=args.quiet, desc="evaluate") as bar:
@@ -451,10 +474,13 @@ def main(argv=None):
                 bar.set_description(name)
                 if kind == "model":
                     res = evaluate_model(name, images, offsets, bar, args.refine,
-                                         previous.get(name, ()), args.tune)
+                                         previous.get(name, ()), args.tune,
+                                         _partial_writer(path, args.refine, args.tune))
                 else:
                     res = evaluate_anchor(name, images, targets, bar)
                 _atomic_write(path, json.dumps(res, indent=1).encode(), True)
+                if os.path.exists(path + PARTIAL):
+                    os.remove(path + PARTIAL)
                 results[i] = res
         summary = summarize(results, targets)
         title = f"{len(images)} images"
@@ -468,6 +494,10 @@ def main(argv=None):
     except (CliError, ValueError, OSError, RuntimeError) as e:
         print(f"tfycc evaluate: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"tfycc evaluate: interrupted; the images measured so far are kept in "
+              f"{args.out}/*.json{PARTIAL}: run again with --reuse to go on", file=sys.stderr)
+        return 130
     return 0
 
 
