@@ -193,7 +193,8 @@ def test_interrupted_evaluation_keeps_its_rows_and_reuse_goes_on(
 
     monkeypatch.setattr(evaluate, "image_metrics", interrupted_at_third)
     assert evaluate.main(argv) == 130
-    assert "--reuse" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "tfycc-tiny.json.partial" in err and "--reuse" in err
     assert not (out / "tfycc-tiny.json").exists()
     partial = json.loads((out / "tfycc-tiny.json.partial").read_text())
     assert [(r["image"], r["offset"]) for r in partial["per_image"]] == [("a", -1), ("b", -1)]

@@ -17,6 +17,7 @@ Writes to --out: one JSON per codec in CompressAI's results schema plus per-imag
 tfycc model against each anchor) and ``rd.png`` / ``rd-*.png`` plots.
 """
 import argparse
+import glob
 import json
 import os
 import sys
@@ -495,8 +496,10 @@ def main(argv=None):
         print(f"tfycc evaluate: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tfycc evaluate: interrupted; the images measured so far are kept in "
-              f"{args.out}/*.json{PARTIAL}: run again with --reuse to go on", file=sys.stderr)
+        kept = sorted(glob.glob(os.path.join(glob.escape(args.out), "*.json" + PARTIAL)))
+        print("tfycc evaluate: interrupted" + (
+            f"; the rows measured so far are kept in {', '.join(kept)}: run again with "
+            "--reuse to go on" if kept else ""), file=sys.stderr)
         return 130
     return 0
 
