@@ -72,14 +72,16 @@ def per_image(anchor, res, target, key="ms-ssim-rgb"):
     is higher); None where no image qualifies.  A check that does not average first."""
     import numpy as np
 
+    from tfycc.evaluate import interp_log_bpp
+
     pairs = []
     for row in anchor["per_image"]:
         if row["target_bpp"] != target or not row.get("reached", True):
             continue
         curve = sorted((r["bpp"], r[key]) for r in res["per_image"] if r["image"] == row["image"])
-        if curve and curve[0][0] <= row["bpp"] <= curve[-1][0]:
-            rate, quality = zip(*curve)
-            pairs.append((row[key], float(np.interp(np.log(row["bpp"]), np.log(rate), quality))))
+        tfycc = interp_log_bpp(*zip(*curve), row["bpp"]) if curve else None
+        if tfycc is not None:
+            pairs.append((row[key], tfycc))
     if not pairs:
         return None
     a, t = np.array(pairs).T

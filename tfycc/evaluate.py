@@ -82,7 +82,8 @@ def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(),
     ``tune`` (``cli.TUNES``).  ``previous``:
     per-image rows of an earlier result of the same model and search, kept for the
     (image, offset) pairs they cover instead of being measured again.  ``checkpoint``:
-    called with (model_id, rows so far) after each measured row."""
+    called after each measured row with the result so far (the same document as the
+    return value, over the rows measured or kept up to then)."""
     import tensorflow as tf
 
     from . import ops
@@ -94,6 +95,16 @@ def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(),
     with open(os.path.join(resolve_model(model), "config.json")) as f:
         config = json.load(f)
     levels = config["levels"]
+    keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
+    search = f", {refine} steps of encoder-side search" if refine else ""
+    search += f" tuned for {tune}" if refine and tune != "psnr" else ""
+
+    def result():
+        return dict(name=model_result_name(model, refine, tune), model_id=model_id,
+                    refine_steps=refine, tune=tune if refine else None,
+                    description=f"tfycc model {model_id}, real files{search}, {len(images)} images",
+                    kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
+
     rows = []
     for offset in offsets:
         for name, image in images:
@@ -120,16 +131,10 @@ def evaluate_model(model, images, offsets, progress=None, refine=0, previous=(),
                              **image_metrics(image, out),
                              encoding_time=t_enc, decoding_time=t_dec))
             if checkpoint is not None:
-                checkpoint(model_id, rows)
+                checkpoint(result())
             if progress is not None:
                 progress.update()
-    keys = ("bpp", "raw_bpp", "mean_level") + METRIC_KEYS + ("encoding_time", "decoding_time")
-    search = f", {refine} steps of encoder-side search" if refine else ""
-    search += f" tuned for {tune}" if refine and tune != "psnr" else ""
-    return dict(name=model_result_name(model, refine, tune), model_id=model_id,
-                refine_steps=refine, tune=tune if refine else None,
-                description=f"tfycc model {model_id}, real files{search}, {len(images)} images",
-                kind="tfycc", results=_average(rows, "offset", offsets, keys), per_image=rows)
+    return result()
 
 
 def evaluate_anchor(anchor_name, images, targets, progress=None):
@@ -209,10 +214,15 @@ def at_bpp(result, key, target):
     if result["kind"] == "anchor" and target in r["target_bpp"]:
         i = r["target_bpp"].index(target)
         return r[key][i] if r["images"][i] == num_images(result) else None
-    bpp, val = rd_curve(result, key)
+    return interp_log_bpp(*rd_curve(result, key), target)
+
+
+def interp_log_bpp(bpp, values, target):
+    """``values`` over ascending ``bpp`` at ``target`` bpp, interpolated linearly in log
+    bpp; None outside the curve."""
     if len(bpp) == 0 or not bpp[0] <= target <= bpp[-1]:
         return None
-    return float(np.interp(np.log(target), np.log(bpp), val))
+    return float(np.interp(np.log(target), np.log(bpp), values))
 
 
 def _fmt(v, digits=2, suffix=""):
@@ -343,16 +353,11 @@ def _load_result(path, model_id=None, refine=0, tune="psnr"):
     return old
 
 
-def _partial_writer(path, refine, tune):
-    """A checkpoint for evaluate_model: the rows so far, kept in ``path`` + PARTIAL, so that
-    an interrupted run loses at most the image it was on (``--reuse`` picks them up)."""
+def _write_json(path, result):
+    """``result`` to ``path`` atomically (a partial or final result; overwritten)."""
     from .cli import _atomic_write
 
-    def write(model_id, rows):
-        data = dict(model_id=model_id, refine_steps=refine, tune=tune if refine else None,
-                    per_image=rows)
-        _atomic_write(path + PARTIAL, json.dumps(data, indent=1).encode(), True)
-    return write
+    _atomic_write(path, json.dumps(result, indent=1).encode(), True)
 
 
 def _covers(old, images, points, point_key):
@@ -476,10 +481,10 @@ def main(argv=None):
                 if kind == "model":
                     res = evaluate_model(name, images, offsets, bar, args.refine,
                                          previous.get(name, ()), args.tune,
-                                         _partial_writer(path, args.refine, args.tune))
+                                         lambda partial: _write_json(path + PARTIAL, partial))
                 else:
                     res = evaluate_anchor(name, images, targets, bar)
-                _atomic_write(path, json.dumps(res, indent=1).encode(), True)
+                _write_json(path, res)
                 if os.path.exists(path + PARTIAL):
                     os.remove(path + PARTIAL)
                 results[i] = res
