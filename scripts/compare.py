@@ -2,10 +2,12 @@
 
     python scripts/compare.py results/previous/tfycc-rgb-88b2ff3a.json results/kodak/tfycc-rgb.json
     python scripts/compare.py REF.json TEST.json [TEST2.json ...] [--at 0.1,0.15,0.25]
+    python scripts/compare.py REF.json TEST.json --bpp-range 0.05,0.25
 
 For every test result: BD-rate and BD-quality against the reference in PSNR-RGB,
 PSNR-Y, PSNR-CbCr, MS-SSIM (dB) and CIEDE2000 (PCHIP over the overlapping part of each
-curve up to its best point, as in ``summary.md``; negative BD-rate = the test needs
+curve up to its best point, as in ``summary.md``, or with ``--bpp-range LO,HI`` over
+the part of each within LO–HI bpp, ends interpolated; negative BD-rate = the test needs
 fewer bits; BD-quality positive = better, for CIEDE2000 negative = better), then
 PSNR / MS-SSIM / CIEDE2000 of both at each ``--at`` rate (log-bpp interpolation).
 ``--per-image ANCHOR.json ...`` adds, per ``--at`` rate, each anchor's files against each
@@ -21,15 +23,16 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def deltas(ref, test):
-    """{metric key: (BD-rate %, BD-quality)} of ``test`` against ``ref`` (None: no overlap).
+def deltas(ref, test, bpp_range=None):
+    """{metric key: (BD-rate %, BD-quality)} of ``test`` against ``ref`` (None: no overlap),
+    over the whole curves or their parts within ``bpp_range`` (lo, hi).
 
     BD-quality is in the metric's own sense (CIEDE2000: negative = better)."""
     from tfycc.evaluate import BD_METRICS, bd_deltas
 
     out = {}
     for key, _, sign in BD_METRICS:
-        rate, quality = bd_deltas(ref, test, key, sign)
+        rate, quality = bd_deltas(ref, test, key, sign, bpp_range)
         out[key] = (rate, None if quality is None else sign * quality)
     return out
 
@@ -41,17 +44,19 @@ def labels(results):
     return [r["name"] if ids.count(i) > 1 else i for r, i in zip(results, ids)]
 
 
-def report(ref, tests, targets):
+def report(ref, tests, targets, bpp_range=None):
     from tfycc.evaluate import BD_METRICS, at_bpp
 
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
 
     names = labels([ref] + tests)
-    lines = [f"Reference: {ref['name']} ({ref.get('model_id', ref['name'])})", "",
+    span = "whole curves" if bpp_range is None else f"{bpp_range[0]:g}–{bpp_range[1]:g} bpp"
+    lines = [f"Reference: {ref['name']} ({ref.get('model_id', ref['name'])}); "
+             f"Bjontegaard deltas over the {span}", "",
              "| test | metric | BD-rate | BD-quality |", "|---|---|---|---|"]
     for test, name in zip(tests, names[1:]):
-        found = deltas(ref, test)
+        found = deltas(ref, test, bpp_range)
         for key, label, sign in BD_METRICS:
             rate, quality = found[key]
             lines.append(f"| {name} | {label} | "
@@ -107,6 +112,10 @@ def main(argv=None):
     p.add_argument("reference", help="result JSON of the reference (e.g. the previous default)")
     p.add_argument("tests", nargs="+", help="result JSON(s) to compare with it")
     p.add_argument("--at", default="0.1,0.15,0.25", help="bpp for the value table (default %(default)s)")
+    p.add_argument("--bpp-range", metavar="LO,HI",
+                   help="Bjontegaard deltas over this part of the curves only (e.g. 0.05,0.25: "
+                        "the product's range; default: the whole curves, whose lowest, steepest "
+                        "points can dominate them)")
     p.add_argument("--per-image", metavar="ANCHOR_JSON", nargs="+", default=[],
                    help="also compare each tfycc result with these anchors' files image by "
                         "image, at each file's own bpp (--metric; the --at targets)")
@@ -115,6 +124,11 @@ def main(argv=None):
     sys.path.insert(0, ROOT)
     try:
         targets = [float(t) for t in args.at.split(",") if t]
+        bpp_range = None
+        if args.bpp_range:
+            bpp_range = tuple(float(b) for b in args.bpp_range.split(","))
+            if len(bpp_range) != 2 or not 0 < bpp_range[0] < bpp_range[1]:
+                raise ValueError(f"--bpp-range: want LO,HI with 0 < LO < HI, got {args.bpp_range!r}")
         results = []
         for path in [args.reference] + args.tests + args.per_image:
             with open(path) as f:
@@ -124,7 +138,7 @@ def main(argv=None):
         return 2
     anchors = results[len(results) - len(args.per_image):]
     results = results[:len(results) - len(args.per_image)]
-    print(report(results[0], results[1:], targets))
+    print(report(results[0], results[1:], targets, bpp_range))
     if anchors:
         try:
             print("\n" + per_image_report(anchors, results, targets, args.metric))

@@ -238,6 +238,44 @@ def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys)
     assert compare.labels([ref, dict(ref, name="old-refine10")]) == ["old", "old-refine10"]
 
 
+def test_compare_bpp_range_leaves_out_differences_outside_it(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from tfycc.evaluate import clip_rd_curve
+
+    rate, quality = clip_rd_curve(np.array([0.05, 0.1, 0.2, 0.4]), np.array([20.0, 22, 23, 24]),
+                                  0.07, 0.3)
+    assert np.allclose(rate, [0.07, 0.1, 0.2, 0.3])
+    assert np.allclose(quality, [20 + 2 * np.log2(0.07 / 0.05), 22, 23, 23 + np.log2(1.5)])
+    rate, quality = clip_rd_curve(np.array([0.1, 0.2]), np.array([22.0, 23]), 0.05, 0.5)
+    assert list(rate) == [0.1, 0.2]  # nothing made up beyond the curve's own ends
+
+    compare = _load_script("compare")
+    keys = ("psnr-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr")
+    ref = dict(name="old", model_id="tfycc-old", kind="tfycc", per_image=[{"image": "a"}],
+               results=dict(offset=[-2, -1, 0, 1], bpp=[0.02, 0.1, 0.2, 0.4], images=[1] * 4,
+                            **{k: [15.0, 22, 23, 24] for k in keys}, **{"ms-ssim-rgb": [0.5] * 4},
+                            ciede2000=[12.0, 7, 6, 5]))
+    # The same curve from 0.1 bpp on; below it, the same quality for 30 % more bits.
+    low = dict(ref["results"], bpp=[0.026, 0.1, 0.2, 0.4])
+    test = dict(ref, model_id="tfycc-new", results=low)
+    assert compare.deltas(ref, test)["psnr-rgb"][0] > 1.0
+    for key, (rate, quality) in compare.deltas(ref, test, (0.1, 0.4)).items():
+        assert abs(rate) < 1e-9 and abs(quality) < 1e-9, key
+    paths = []
+    for r in (ref, test):
+        paths.append(str(tmp_path / f"{r['model_id']}.json"))
+        with open(paths[-1], "w") as f:
+            json.dump(r, f)
+    assert compare.main(paths + ["--bpp-range", "0.1,0.4"]) == 0
+    out = capsys.readouterr().out
+    assert "over the 0.1–0.4 bpp" in out and "| tfycc-new | PSNR-RGB | +0.0 % | +0.00 dB |" in out
+    assert compare.main(paths + ["--bpp-range", "0.4,0.1"]) == 2
+    assert "--bpp-range" in capsys.readouterr().err
+
+
 def test_compare_per_image_checks_each_anchor_file_on_the_result_curve(tmp_path, capsys):
     import json
 

@@ -26,8 +26,8 @@ import time
 import numpy as np
 
 __all__ = ["main", "image_metrics", "evaluate_model", "evaluate_anchor", "model_result_name",
-           "num_images", "rd_curve", "rising_rd_curve", "BD_METRICS", "bd_deltas", "at_bpp",
-           "summarize", "plot"]
+           "num_images", "rd_curve", "rising_rd_curve", "clip_rd_curve", "BD_METRICS", "bd_deltas",
+           "at_bpp", "summarize", "plot"]
 
 METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "psnr-y", "psnr-cbcr", "ciede2000",
                "delta-a", "delta-b")
@@ -196,14 +196,31 @@ BD_METRICS = (("psnr-rgb", "PSNR-RGB", 1), ("psnr-y", "PSNR-Y", 1), ("psnr-cbcr"
               ("ms-ssim-db", "MS-SSIM dB", 1), ("ciede2000", "CIEDE2000", -1))
 
 
-def bd_deltas(ref, test, key, sign=1):
+def clip_rd_curve(rate, quality, lo, hi):
+    """The part of a curve (ascending ``rate``) between ``lo`` and ``hi`` bpp, with end
+    points interpolated linearly in log bpp at ``lo`` / ``hi`` where the curve spans them."""
+    keep = (rate >= lo) & (rate <= hi)
+    r, q = list(rate[keep]), list(quality[keep])
+    if len(rate) and rate[0] < lo < rate[-1] and lo not in r:
+        r.insert(0, lo)
+        q.insert(0, interp_log_bpp(rate, quality, lo))
+    if len(rate) and rate[0] < hi < rate[-1] and hi not in r:
+        r.append(hi)
+        q.append(interp_log_bpp(rate, quality, hi))
+    return np.array(r), np.array(q)
+
+
+def bd_deltas(ref, test, key, sign=1, bpp_range=None):
     """(BD-rate %, BD-quality) of ``test`` against ``ref`` in metric ``key``, over each
     curve up to its best point (sign -1: lower is better; BD-quality is then in units
-    of -metric, so positive = better either way).  None where the curves do not overlap."""
+    of -metric, so positive = better either way), or only its part within ``bpp_range``
+    (lo, hi) when given.  None where the curves do not overlap."""
     from .metrics import bd_quality, bd_rate
 
-    curves = rising_rd_curve(ref, key, sign) + rising_rd_curve(test, key, sign)
-    return bd_rate(*curves), bd_quality(*curves)
+    curves = [rising_rd_curve(ref, key, sign), rising_rd_curve(test, key, sign)]
+    if bpp_range is not None:
+        curves = [clip_rd_curve(*c, *bpp_range) for c in curves]
+    return bd_rate(*curves[0], *curves[1]), bd_quality(*curves[0], *curves[1])
 
 
 def at_bpp(result, key, target):
