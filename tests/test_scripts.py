@@ -206,9 +206,18 @@ def test_ablation_bd_table_cuts_each_curve_at_its_best_point():
     assert rows[-1].startswith("| half |") and rows[-1].count("-50.0 %") == 5
 
 
-def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys):
+def _write_results(tmp_path, *results):
+    """Each result as MODEL_ID.json (or NAME.json) in tmp_path; their paths."""
     import json
 
+    paths = [str(tmp_path / f"{r.get('model_id', r['name'])}.json") for r in results]
+    for path, r in zip(paths, results):
+        with open(path, "w") as f:
+            json.dump(r, f)
+    return paths
+
+
+def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys):
     compare = _load_script("compare")
     quality = dict(**{k: [20.0, 22.0, 24.0] for k in ("psnr-rgb", "ms-ssim-db", "psnr-y",
                                                       "psnr-cbcr")},
@@ -222,11 +231,7 @@ def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys)
     assert abs(d["psnr-rgb"][1] - 2.0) < 1e-6  # 2 dB per halving of the rate, one halving
     assert abs(d["ciede2000"][1] + 1.0) < 1e-6  # lower CIEDE2000 = better
     assert compare.deltas(ref, ref)["psnr-rgb"] == (0.0, 0.0)
-    paths = []
-    for r in (ref, test):
-        paths.append(str(tmp_path / f"{r['model_id']}.json"))
-        with open(paths[-1], "w") as f:
-            json.dump(r, f)
+    paths = _write_results(tmp_path, ref, test)
     assert compare.main(paths + ["--at", "0.1"]) == 0
     out = capsys.readouterr().out
     assert "| tfycc-new | PSNR-RGB | -50.0 % | +2.00 dB |" in out
@@ -239,8 +244,6 @@ def test_compare_gives_bd_deltas_of_a_curve_with_half_the_bits(tmp_path, capsys)
 
 
 def test_compare_bpp_range_leaves_out_differences_outside_it(tmp_path, capsys):
-    import json
-
     import numpy as np
 
     from tfycc.evaluate import clip_rd_curve
@@ -264,11 +267,7 @@ def test_compare_bpp_range_leaves_out_differences_outside_it(tmp_path, capsys):
     assert compare.deltas(ref, test)["psnr-rgb"][0] > 1.0
     for key, (rate, quality) in compare.deltas(ref, test, (0.1, 0.4)).items():
         assert abs(rate) < 1e-9 and abs(quality) < 1e-9, key
-    paths = []
-    for r in (ref, test):
-        paths.append(str(tmp_path / f"{r['model_id']}.json"))
-        with open(paths[-1], "w") as f:
-            json.dump(r, f)
+    paths = _write_results(tmp_path, ref, test)
     assert compare.main(paths + ["--bpp-range", "0.1,0.4"]) == 0
     out = capsys.readouterr().out
     assert "over the 0.1–0.4 bpp" in out and "| tfycc-new | PSNR-RGB | +0.0 % | +0.00 dB |" in out
@@ -277,8 +276,6 @@ def test_compare_bpp_range_leaves_out_differences_outside_it(tmp_path, capsys):
 
 
 def test_compare_per_image_checks_each_anchor_file_on_the_result_curve(tmp_path, capsys):
-    import json
-
     compare = _load_script("compare")
     curve = [dict(image=i, bpp=b, **{"ms-ssim-rgb": q}) for i in ("a", "b")
              for b, q in ((0.1, 0.80), (0.4, 0.90))]
@@ -293,11 +290,7 @@ def test_compare_per_image_checks_each_anchor_file_on_the_result_curve(tmp_path,
     n, a, t, higher = compare.per_image(anchor, res, 0.25)
     assert (n, higher) == (2, 1) and abs(a - 0.85) < 1e-9 and abs(t - 0.85) < 1e-9  # 0.2 = midway in log bpp
     assert compare.per_image(anchor, res, 0.05) is None  # unreached, or outside the curve
-    paths = []
-    for r in (res, anchor):
-        paths.append(str(tmp_path / f"{r['name']}.json"))
-        with open(paths[-1], "w") as f:
-            json.dump(r, f)
+    paths = _write_results(tmp_path, res, anchor)
     capsys.readouterr()
     assert compare.main([paths[0], paths[0], "--at", "0.25", "--per-image", paths[1]]) == 0
     assert "| 0.25 | j2k | t | 2 | 0.8500 | 0.8500 | 1 |" in capsys.readouterr().out
