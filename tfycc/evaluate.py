@@ -199,15 +199,11 @@ BD_METRICS = (("psnr-rgb", "PSNR-RGB", 1), ("psnr-y", "PSNR-Y", 1), ("psnr-cbcr"
 def clip_rd_curve(rate, quality, lo, hi):
     """The part of a curve (ascending ``rate``) between ``lo`` and ``hi`` bpp, with end
     points interpolated linearly in log bpp at ``lo`` / ``hi`` where the curve spans them."""
-    keep = (rate >= lo) & (rate <= hi)
-    r, q = list(rate[keep]), list(quality[keep])
-    if len(rate) and rate[0] < lo < rate[-1] and lo not in r:
-        r.insert(0, lo)
-        q.insert(0, interp_log_bpp(rate, quality, lo))
-    if len(rate) and rate[0] < hi < rate[-1] and hi not in r:
-        r.append(hi)
-        q.append(interp_log_bpp(rate, quality, hi))
-    return np.array(r), np.array(q)
+    if not len(rate):
+        return rate, quality
+    r = np.concatenate([[lo], rate[(rate > lo) & (rate < hi)], [hi]])
+    r = r[(r >= rate[0]) & (r <= rate[-1])]
+    return r, np.array([interp_log_bpp(rate, quality, x) for x in r])
 
 
 def bd_deltas(ref, test, key, sign=1, bpp_range=None):
