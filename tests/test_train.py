@@ -118,6 +118,27 @@ def test_train_only_keeps_the_frozen_networks_and_saves_the_level_weight(
     assert re.search(r"parameters \(([\d,]+) trained\)", r.stdout + r.stderr)
 
 
+def test_ema_saves_the_average_of_the_weights_not_the_last_step(images, tmp_path):
+    from conftest import varied_tiny
+    from tfycc.model import load_model, save_model
+
+    src = tmp_path / "src"
+    save_model(varied_tiny("tfycc-mine-20260101-00000000"), str(src))
+    changes = {}
+    for ema in (None, 0.999999):  # a near-1 momentum: the average barely leaves the start
+        out = tmp_path / f"run-{ema}"
+        r = subprocess.run(_train_cmd("--data", images, "--out", out, "--init-from", src,
+                                      "--seed", 3, "--learning-rate", 1e-2, "--steps", 3,
+                                      "--patch-size", 64, "--batch-size", 2, "--no-export",
+                                      *(() if ema is None else ("--ema", ema))),
+                           capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+        assert r.returncode == 0, r.stderr[-3000:]
+        before, after = load_model(str(src)), load_model(str(out))
+        changes[ema] = max(float(np.max(np.abs(a - b)))
+                           for a, b in zip(before.dec_y.get_weights(), after.dec_y.get_weights()))
+    assert changes[None] > 1e-3 and changes[0.999999] < 1e-5, changes
+
+
 def test_negative_or_shrinking_model_settings_exit_2_with_one_line(images, tmp_path):
     from tfycc.model import build_model, save_model
 
@@ -128,7 +149,9 @@ def test_negative_or_shrinking_model_settings_exit_2_with_one_line(images, tmp_p
                            (("--init-from", tmp_path / "src", "--ms-ssim-weight=-1"),
                             "ms_ssim_weight must be finite and >= 0"),
                            (("--init-from", tmp_path / "src", "--level-weight=-1"),
-                            "level_weight must be finite and >= 0")):
+                            "level_weight must be finite and >= 0"),
+                           (("--init-from", tmp_path / "src", "--ema", 1),
+                            "--ema must be in [0, 1)")):
         r = subprocess.run(_train_cmd("--data", images, "--out", tmp_path / "run", "--steps", 1,
                                       *extra),
                            capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)

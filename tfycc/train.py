@@ -120,6 +120,10 @@ def build_parser():
     t.add_argument("--clipnorm", type=float, default=1.0,
                    help="clip the global gradient norm (seen: a warm start at 2e-4 without "
                         "clipping diverged to a constant output within 150 steps)")
+    t.add_argument("--ema", type=float, metavar="MOMENTUM",
+                   help="save an exponential moving average of the weights instead of the "
+                        "last step's (Adam's use_ema; e.g. 0.999 averages over ~1,000 steps; "
+                        "default: off)")
     t.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 (CPU) compute")
     t.add_argument("--train-only", choices=sorted(FROZEN), default="all",
                    help="importance: train the importance map (and the tables) alone, the "
@@ -283,6 +287,9 @@ def main(argv=None):
     if os.path.exists(os.path.join(args.out, "config.json")) and not args.force:
         print(f"tfycc train: error: {args.out} already holds a model (use --force)", file=sys.stderr)
         return 2
+    if args.ema is not None and not 0 <= args.ema < 1:
+        print(f"tfycc train: error: --ema must be in [0, 1), not {args.ema}", file=sys.stderr)
+        return 2
     spe, epochs = _schedule(args)
 
     strategy = make_strategy(args.cpu_replicas)  # before any other TensorFlow op
@@ -349,7 +356,10 @@ def main(argv=None):
             if layer is not None:  # (enc_c and dec_c are None in the single RGB stream)
                 layer.trainable = False
         lr = learning_rate(args.learning_rate, total, args.warmup_steps)
-        model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm))
+        # With --ema, fit ends by writing the averages into the weights (finalize_variable_values).
+        model.compile(optimizer=tf.keras.optimizers.Adam(
+            lr, global_clipnorm=args.clipnorm, use_ema=args.ema is not None,
+            ema_momentum=0.99 if args.ema is None else args.ema))
 
     trainable = sum(int(tf.size(v)) for v in model.trainable_variables)
     print(f"tfycc train: {model.count_params():,} parameters ({trainable:,} trained), "
