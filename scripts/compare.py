@@ -74,7 +74,8 @@ def per_image(anchor, res, target, key="ms-ssim-rgb"):
     """``anchor``'s files for ``target`` bpp against ``res``'s per-image curve at each
     file's own bpp (log-bpp interpolation), over the images whose curve spans it and
     whose file reached the target: (images, anchor mean, tfycc mean, images where tfycc
-    is higher); None where no image qualifies.  A check that does not average first."""
+    is higher, standard error of the mean paired difference, nan for one image); None
+    where no image qualifies.  A check that does not average first."""
     import numpy as np
 
     from tfycc.evaluate import interp_log_bpp
@@ -90,19 +91,22 @@ def per_image(anchor, res, target, key="ms-ssim-rgb"):
     if not pairs:
         return None
     a, t = np.array(pairs).T
-    return len(pairs), float(a.mean()), float(t.mean()), int((t > a).sum())
+    se = float(np.std(t - a, ddof=1) / np.sqrt(len(t))) if len(t) > 1 else float("nan")
+    return len(pairs), float(a.mean()), float(t.mean()), int((t > a).sum()), se
 
 
 def per_image_report(anchors, results, targets, key="ms-ssim-rgb"):
     lines = [f"Per image, {key} at each anchor file's own bpp:", "",
-             "| bpp | anchor | result | images | anchor | result | result higher |",
-             "|---|---|---|---|---|---|---|"]
+             "| bpp | anchor | result | images | anchor | result | result higher "
+             "| difference ± standard error |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in targets:
         for anchor in anchors:
             for res, name in zip(results, labels(results)):
                 found = per_image(anchor, res, t, key)
-                cells = ["0", "—", "—", "—"] if found is None else [
-                    str(found[0]), f"{found[1]:.4f}", f"{found[2]:.4f}", str(found[3])]
+                cells = ["0", "—", "—", "—", "—"] if found is None else [
+                    str(found[0]), f"{found[1]:.4f}", f"{found[2]:.4f}", str(found[3]),
+                    f"{found[2] - found[1]:+.4f} ± {found[4]:.4f}"]
                 lines.append(f"| {t:g} | {anchor['name']} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

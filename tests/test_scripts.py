@@ -287,12 +287,13 @@ def test_compare_per_image_checks_each_anchor_file_on_the_result_curve(tmp_path,
              dict(image="a", target_bpp=0.05, reached=False, bpp=0.2, **{"ms-ssim-rgb": 0.9}),
              dict(image="b", target_bpp=0.05, reached=True, bpp=0.04, **{"ms-ssim-rgb": 0.9})]
     anchor = dict(name="j2k", kind="anchor", per_image=files)
-    n, a, t, higher = compare.per_image(anchor, res, 0.25)
+    n, a, t, higher, se = compare.per_image(anchor, res, 0.25)
     assert (n, higher) == (2, 1) and abs(a - 0.85) < 1e-9 and abs(t - 0.85) < 1e-9  # 0.2 = midway in log bpp
+    assert abs(se - 0.01) < 1e-9  # differences -0.01, +0.01: sd 0.01414, / sqrt(2)
     assert compare.per_image(anchor, res, 0.05) is None  # unreached, or outside the curve
     paths = _write_results(tmp_path, res, anchor)
     capsys.readouterr()
     assert compare.main([paths[0], paths[0], "--at", "0.25", "--per-image", paths[1]]) == 0
-    assert "| 0.25 | j2k | t | 2 | 0.8500 | 0.8500 | 1 |" in capsys.readouterr().out
+    assert "| 0.25 | j2k | t | 2 | 0.8500 | 0.8500 | 1 | +0.0000 ± 0.0100 |" in capsys.readouterr().out
     assert compare.main([paths[0], paths[0], "--at", "0.25", "--per-image", paths[1],
                          "--metric", "psnr-rgb"]) == 2  # no such per-image values
