@@ -357,9 +357,8 @@ def main(argv=None):
                 layer.trainable = False
         lr = learning_rate(args.learning_rate, total, args.warmup_steps)
         # With --ema, fit ends by writing the averages into the weights (finalize_variable_values).
-        model.compile(optimizer=tf.keras.optimizers.Adam(
-            lr, global_clipnorm=args.clipnorm, use_ema=args.ema is not None,
-            ema_momentum=0.99 if args.ema is None else args.ema))
+        ema = {} if args.ema is None else dict(use_ema=True, ema_momentum=args.ema)
+        model.compile(optimizer=tf.keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm, **ema))
 
     trainable = sum(int(tf.size(v)) for v in model.trainable_variables)
     print(f"tfycc train: {model.count_params():,} parameters ({trainable:,} trained), "
