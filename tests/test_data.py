@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfycc.data import centre_crop, list_images, patch_dataset
+from tfycc.data import centre_crop, list_images, patch_dataset, random_scaled_crop
 
 
 @pytest.fixture()
@@ -38,6 +38,26 @@ def test_patches_are_uint8_batches_and_small_images_are_skipped(image_dir):
     ds = patch_dataset(str(image_dir / "im2.png"), patch_size=32, batch_size=1)
     with pytest.raises(StopIteration):
         next(iter(ds))
+
+
+def test_scaled_crops_shrink_a_larger_window_and_plain_crops_copy_pixels(image_dir):
+    # Columns of a horizontal ramp: a plain crop keeps the step of 1 per pixel; a crop
+    # at scale s spans about 1/s as many columns, so its step is larger (up to 1/s).
+    ramp = tf.constant(np.tile(np.arange(200, dtype=np.uint8)[None, :, None], (200, 1, 3)))
+    tf.random.set_seed(3)
+    plain = random_scaled_crop(ramp, 32).numpy().astype(int)
+    assert set(np.diff(plain[0, :, 0])) == {1}
+    steps = [np.diff(random_scaled_crop(ramp, 32, 0.25).numpy()[0, :, 0].astype(int)).mean()
+             for _ in range(20)]
+    assert all(0.9 < step < 4.2 for step in steps) and max(steps) > 1.5
+    # The window never exceeds the image: a 40-pixel image at scale 0.1 gives at most 40/32.
+    small = random_scaled_crop(ramp[:40, :40], 32, 0.1).numpy()
+    assert small.dtype == np.uint8 and small.shape == (32, 32, 3)
+    assert np.diff(small[0, :, 0].astype(int)).mean() <= 40 / 32 + 0.05
+    with pytest.raises(ValueError, match="min_scale"):
+        patch_dataset(str(image_dir), min_scale=0)
+    batch = next(iter(patch_dataset(str(image_dir), patch_size=32, batch_size=2, min_scale=0.5)))
+    assert batch.shape == (2, 32, 32, 3) and batch.dtype == tf.uint8
 
 
 def test_tfds_dataset_patches_with_mocked_data():

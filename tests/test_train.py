@@ -151,7 +151,9 @@ def test_negative_or_shrinking_model_settings_exit_2_with_one_line(images, tmp_p
                            (("--init-from", tmp_path / "src", "--level-weight=-1"),
                             "level_weight must be finite and >= 0"),
                            (("--init-from", tmp_path / "src", "--ema", 1),
-                            "--ema must be in [0, 1)")):
+                            "--ema must be in [0, 1)"),
+                           (("--init-from", tmp_path / "src", "--min-scale", 0),
+                            "--min-scale must be in (0, 1]")):
         r = subprocess.run(_train_cmd("--data", images, "--out", tmp_path / "run", "--steps", 1,
                                       *extra),
                            capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)

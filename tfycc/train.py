@@ -112,6 +112,9 @@ def build_parser():
     t.add_argument("--steps-per-epoch", type=int, default=100)
     t.add_argument("--batch-size", type=int, default=8, help="global batch size")
     t.add_argument("--patch-size", type=int, default=128)
+    t.add_argument("--min-scale", type=float, default=1.0, metavar="S",
+                   help="show each patch at a random scale in [S, 1]: a window of up to "
+                        "patch/S pixels shrunk to the patch (default 1: plain crops)")
     t.add_argument("--learning-rate", type=float, default=1e-4,
                    help="Adam rate; /3 after 80%% and /10 after 95%% of the steps")
     t.add_argument("--warmup-steps", type=int, default=0,
@@ -290,6 +293,10 @@ def main(argv=None):
     if args.ema is not None and not 0 <= args.ema < 1:
         print(f"tfycc train: error: --ema must be in [0, 1), not {args.ema}", file=sys.stderr)
         return 2
+    if not 0 < args.min_scale <= 1:
+        print(f"tfycc train: error: --min-scale must be in (0, 1], not {args.min_scale}",
+              file=sys.stderr)
+        return 2
     spe, epochs = _schedule(args)
 
     strategy = make_strategy(args.cpu_replicas)  # before any other TensorFlow op
@@ -312,10 +319,12 @@ def main(argv=None):
     try:
         if args.tfds:
             dataset = data_lib.tfds_patch_dataset(args.tfds, patch_size=args.patch_size,
-                                                  batch_size=args.batch_size, seed=args.seed)
+                                                  batch_size=args.batch_size, seed=args.seed,
+                                                  min_scale=args.min_scale)
         else:
             dataset = data_lib.patch_dataset(args.data, patch_size=args.patch_size,
-                                             batch_size=args.batch_size, seed=args.seed)
+                                             batch_size=args.batch_size, seed=args.seed,
+                                             min_scale=args.min_scale)
         val = None
         if args.val_data:
             val = (tf.data.Dataset.from_tensor_slices(data_lib.list_images(args.val_data))
