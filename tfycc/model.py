@@ -41,8 +41,9 @@ rate with its gradient reaching only the probability tables, which thus always f
 the latents (see ``rate``); after training, ``tfycc calibrate`` refits them exactly
 from counts on whole training images.  ``context`` picks the entropy model's context
 set (``entropy.py``): 1 in models made before it existed, 2 in the named configurations,
-3 (four decoding phases per channel, more conditions) by ``tfycc calibrate --context 3``,
-which moves a trained model to a larger set without retraining it.
+3 (four decoding phases per channel, more conditions) and 4 (set 3's bits, levels
+that also see their left neighbours) by ``tfycc calibrate --context 3`` or ``4``, which
+moves a trained model to a larger set without retraining it.
 """
 import json
 import os
@@ -52,7 +53,7 @@ import tensorflow as tf
 
 from . import bitstream, ops
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
-from .entropy import EntropyModel
+from .entropy import EntropyModel, wavefronts
 from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
 from .losses import MS_SSIM_WEIGHTS, ms_ssim
 
@@ -476,8 +477,9 @@ class TwoStreamCodec(tf.keras.Model):
 
         em = self.entropy
         handle = tfc.create_range_encoder([], em.lookup())
-        handle = tfc.entropy_encode_index(handle, em.level_index(level), level)
         h, w = tf.shape(level)[0], tf.shape(level)[1]
+        in_order = lambda t: tf.gather(tf.reshape(t, [-1]), em.level_order(h, w))  # noqa: E731
+        handle = tfc.entropy_encode_index(handle, in_order(em.level_index(level)), in_order(level))
         # Order: channel by channel; in each channel, phase-0 positions, then phase-1 ones,
         # ... (raster order within a phase) -- exactly the order _decode_payload uses.
         order = tf.argsort(tf.reshape(em.phases(h, w), [-1]), stable=True)
@@ -499,14 +501,27 @@ class TwoStreamCodec(tf.keras.Model):
         em, L = self.entropy, self.levels
         handle = tfc.create_range_decoder(payload, em.lookup())
 
-        def row(i, handle, context, rows):
-            handle, values = tfc.entropy_decode_index(handle, context, tf.shape(context), tf.int32)
-            return i + 1, handle, em.row_context(values), rows.write(i, values)
+        if em.context < 4:  # row by row: a row's contexts are the row above's levels
+            def row(i, handle, context, rows):
+                handle, values = tfc.entropy_decode_index(
+                    handle, context, tf.shape(context), tf.int32)
+                return i + 1, handle, em.row_context(values), rows.write(i, values)
 
-        _, handle, _, rows = tf.while_loop(
-            lambda i, *_: i < h, row,
-            (0, handle, em.row_context(tf.fill([w], L + 1)), tf.TensorArray(tf.int32, size=h)))
-        level = tf.reshape(rows.stack(), [h, w])
+            _, handle, _, rows = tf.while_loop(
+                lambda i, *_: i < h, row,
+                (0, handle, em.row_context(tf.fill([w], L + 1)), tf.TensorArray(tf.int32, size=h)))
+            level = tf.reshape(rows.stack(), [h, w])
+        else:  # wavefront by wavefront: each reads only earlier wavefronts' levels
+            front = wavefronts(h, w)
+
+            def wave(t, handle, level):
+                pos = tf.where(tf.equal(front, t))
+                handle, values = tfc.entropy_decode_index(
+                    handle, tf.gather_nd(em.level_index(level), pos), tf.shape(pos)[:1], tf.int32)
+                return t + 1, handle, tf.tensor_scatter_nd_update(level, pos, values)
+
+            _, handle, level = tf.while_loop(
+                lambda t, *_: t < 2 * h + w - 2, wave, (0, handle, tf.zeros([h, w], tf.int32)))
         phase = em.phases(h, w)
 
         def channel(s, n):  # one while_loop step: channel k of stream s, phase by phase

@@ -241,9 +241,10 @@ def calibrate_main(argv=None):
     p.add_argument("--offsets", default="-2,-1,0,1,2", help="level offsets (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-id", help="id of the result (default: a new tfycc-CONFIG-DATE-HASH)")
-    p.add_argument("--context", type=int, choices=(1, 2, 3),  # entropy.CONTEXTS (no TF import here)
+    p.add_argument("--context", type=int, choices=(1, 2, 3, 4),  # entropy.CONTEXTS (no TF import here)
                    help="entropy-model context set of the result (default: the model's own; "
-                   "2 codes the same latents in fewer bits than 1, 3 in fewer than 2)")
+                   "2 codes the same latents in fewer bits than 1, 3 in fewer than 2, 4 in "
+                   "fewer than 3)")
     p.add_argument("--force", action="store_true", help="overwrite a model in OUT")
     args = p.parse_args(argv)
     try:
