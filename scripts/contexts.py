@@ -1,7 +1,7 @@
 """How many bits each entropy-model context set needs for the same latents.
 
     python scripts/contexts.py [--model NAME_OR_DIR] [--train ../shared/data/train] \
-        [--data ../shared/data/kodak] [--contexts 2,3] [--images 120] [--offsets=-1,0,1] \
+        [--data ../shared/data/kodak] [--contexts 3,4] [--images 120] [--offsets=-1,0,1] \
         [--json OUT]
 
 The model's encoder runs once per image and level offset; its latents (levels and
@@ -53,7 +53,7 @@ def main(argv=None):
     p.add_argument("--train", default=os.path.join(SHARED, "train"),
                    help="images the tables are fitted to (never the evaluation set)")
     p.add_argument("--data", default=os.path.join(SHARED, "kodak"), help="evaluation images")
-    p.add_argument("--contexts", default="2,3", help="context sets to compare (default %(default)s)")
+    p.add_argument("--contexts", default="3,4", help="context sets to compare (default %(default)s)")
     p.add_argument("--images", type=int, default=120, help="random training images (default 120)")
     p.add_argument("--offsets", default="-1,0,1", help="level offsets (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)

@@ -104,7 +104,8 @@ def test_ceiling_rejects_a_folder_without_images(exported_tiny, tmp_path):
 
 def test_contexts_charges_what_the_calibrated_files_hold(exported_tiny, tmp_path):
     """Fitted and charged on the same photo, the model's own context set costs what the
-    file of a model calibrated on that photo holds; context 3 is measured beside it."""
+    file of a model calibrated on that photo holds; contexts 3 and 4 are measured beside
+    it, and a model moved to context 4 and calibrated the same way writes what set 4 costs."""
     import json
     import shutil
 
@@ -112,7 +113,7 @@ def test_contexts_charges_what_the_calibrated_files_hold(exported_tiny, tmp_path
     from PIL import Image
 
     from tfycc import bitstream
-    from tfycc.model import load_model
+    from tfycc.model import load_model, with_context
     from tfycc.train import calibrate
 
     shutil.copy(PHOTO, tmp_path / "a.png")
@@ -120,18 +121,22 @@ def test_contexts_charges_what_the_calibrated_files_hold(exported_tiny, tmp_path
     model_dir = str(exported_tiny / "tiny")
     script = _load_script("contexts")
     assert script.main(["--model", model_dir, "--train", str(tmp_path), "--data", str(tmp_path),
-                        "--contexts", "1,2,3", "--offsets", "0", "--json", str(out)]) == 0
+                        "--contexts", "1,2,3,4", "--offsets", "0", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["context"] for r in rows] == [2, 3]  # (1 is below the tiny model's 2: skipped)
-    assert rows[0]["kept_bpp"] == rows[1]["kept_bpp"] > 0  # the same latents
+    assert [r["context"] for r in rows] == [2, 3, 4]  # (1 is below the tiny model's 2: skipped)
+    assert rows[0]["kept_bpp"] == rows[1]["kept_bpp"] == rows[2]["kept_bpp"] > 0  # same latents
     assert all(0 < r["bits_per_kept_bit"] < 1.2 and 0 < r["level_bpp"] < r["bpp"] for r in rows)
-    model = load_model(model_dir)
-    calibrate(model, [str(tmp_path / "a.png")], offsets=(0,))
+    assert rows[2]["bits_per_kept_bit"] == pytest.approx(rows[1]["bits_per_kept_bit"])  # set 3's
     image = np.asarray(Image.open(PHOTO).convert("RGB"))
-    payload = 8 * (len(model.compress(image).numpy()) - bitstream.header_size(model.model_id)
-                   - bitstream.CHECKSUM_BYTES)
-    estimate = rows[0]["bpp"] * image.shape[0] * image.shape[1]
-    assert abs(payload - estimate) < 0.02 * estimate + 64, (payload, estimate)
+    for row, context in ((rows[0], None), (rows[2], 4)):
+        model = load_model(model_dir)
+        if context:
+            model = with_context(model, context)
+        calibrate(model, [str(tmp_path / "a.png")], offsets=(0,))
+        payload = 8 * (len(model.compress(image).numpy()) - bitstream.header_size(model.model_id)
+                       - bitstream.CHECKSUM_BYTES)
+        estimate = row["bpp"] * image.shape[0] * image.shape[1]
+        assert abs(payload - estimate) < 0.02 * estimate + 64, (context, payload, estimate)
     with pytest.raises(SystemExit) as e:  # nothing at or above the model's context set
         script.main(["--model", model_dir, "--train", str(tmp_path), "--data", str(tmp_path),
                      "--contexts", "1"])
