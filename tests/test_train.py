@@ -216,7 +216,7 @@ def test_calibrate_refits_the_tables_saves_and_exports_under_a_new_id(images, tm
     assert calibrate_main([str(src), str(tmp_path / "y"), "--data", str(tmp_path / "none*")]) == 2
 
 
-def test_calibrate_moves_an_older_model_to_context_2(images, tmp_path):
+def test_calibrate_moves_an_older_model_to_contexts_2_3_and_4(images, tmp_path):
     from conftest import varied_tiny
     from tfycc.model import load_model, save_model
     from tfycc.train import calibrate_main
@@ -242,6 +242,14 @@ def test_calibrate_moves_an_older_model_to_context_2(images, tmp_path):
     assert model.entropy.context == 3
     np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
                                   models[0].decompress(data[0]).numpy())
+    # And to context 4 (levels by wavefronts), and not back to 3.
+    four = tmp_path / "four"
+    assert calibrate_main([str(three), str(four), "--context", "4", *args]) == 0
+    model = load_model(str(four))
+    assert model.entropy.context == 4
+    np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
+                                  models[0].decompress(data[0]).numpy())
+    assert calibrate_main([str(four), str(tmp_path / "back3"), "--context", "3", *args]) == 2
 
 
 def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):
