@@ -235,21 +235,18 @@ def test_calibrate_moves_an_older_model_to_contexts_2_3_and_4(images, tmp_path):
                                   models[0].decompress(data[0]).numpy())
     # A context-2 model has no context-1 tables to go back to: exit code 2.
     assert calibrate_main([str(two), str(tmp_path / "back"), "--context", "1", *args]) == 2
-    # On to context 3: the same pixels again, from a file in the new format.
-    three = tmp_path / "three"
-    assert calibrate_main([str(two), str(three), "--context", "3", *args]) == 0
-    model = load_model(str(three))
-    assert model.entropy.context == 3
-    np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
-                                  models[0].decompress(data[0]).numpy())
-    # And to context 4 (levels by wavefronts), and not back to 3.
-    four = tmp_path / "four"
-    assert calibrate_main([str(three), str(four), "--context", "4", *args]) == 0
-    model = load_model(str(four))
-    assert model.entropy.context == 4
-    np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
-                                  models[0].decompress(data[0]).numpy())
-    assert calibrate_main([str(four), str(tmp_path / "back3"), "--context", "3", *args]) == 2
+    # On to context 3, then 4 (levels by wavefronts): the same pixels again, from files in
+    # the new formats.
+    src = two
+    for context in (3, 4):
+        out = tmp_path / f"context{context}"
+        assert calibrate_main([str(src), str(out), "--context", str(context), *args]) == 0
+        model = load_model(str(out))
+        assert model.entropy.context == context
+        np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
+                                      models[0].decompress(data[0]).numpy())
+        src = out
+    assert calibrate_main([str(src), str(tmp_path / "back3"), "--context", "3", *args]) == 2
 
 
 def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):
