@@ -353,6 +353,9 @@ def test_context_4_level_contexts_read_only_earlier_wavefronts():
         garbage = np.where(front >= t, rng.integers(0, L + 2, [h, w]), level).astype(np.int32)
         at = front == t
         np.testing.assert_array_equal(em.level_index(garbage).numpy()[at], true[at])
+        # The decoder's per-wavefront contexts (raster order within the wavefront) agree.
+        pos = np.argwhere(at).astype(np.int32)
+        np.testing.assert_array_equal(em.level_index_at(garbage, pos).numpy(), true[at])
     order = em.level_order(h, w).numpy()
     assert sorted(order) == list(range(h * w)) and (np.diff(front.ravel()[order]) >= 0).all()
 

@@ -260,14 +260,26 @@ class EntropyModel(tf.keras.layers.Layer):
 
     def _level_index4(self, level):
         out = self.levels + 1
-        above, before = _shift(level, 1, 0, out), _shift(level, 0, 1, out)
+        return self._combine4(*(_shift(level, dy, dx, out)
+                                for dy, dx in ((1, 0), (0, 1), (1, -1), (1, 1), (0, 2))))
+
+    def level_index_at(self, level, pos):
+        """Context set 4's level contexts at the positions ``pos`` [N, 2] (i, j) of the
+        [h, w] map ``level`` only (the decoder: one wavefront's positions per call, so
+        its cost grows with the wavefront, not the image)."""
+        out = self.levels + 1
+        padded = tf.pad(level, [[1, 0], [2, 1]], constant_values=out)  # (i, j) -> (i + 1, j + 2)
+        return self._combine4(*(tf.gather_nd(padded, pos + [[1 - dy, 2 - dx]])
+                                for dy, dx in ((1, 0), (0, 1), (1, -1), (1, 1), (0, 2))))
+
+    def _combine4(self, above, before, above_right, above_left, before2):
+        """Set 4's row from the neighbours (L + 1 outside the image)."""
+        out = self.levels + 1
 
         def diff(x, ref, lim):  # x - ref clipped to [-lim, lim], 2 lim + 1 outside
             return tf.where(tf.equal(x, out) | tf.equal(ref, out), 2 * lim + 1,
                             tf.clip_by_value(x - ref, -lim, lim) + lim)
-        r = diff(_shift(level, 1, -1, out), above, 2)
-        d = diff(_shift(level, 1, 1, out), above, 1)
-        e = diff(_shift(level, 0, 2, out), before, 1)
+        r, d, e = diff(above_right, above, 2), diff(above_left, above, 1), diff(before2, before, 1)
         n_r, n_d, n_e = _LEVEL_DIFFS
         return (((above * (out + 1) + before) * n_r + r) * n_d + d) * n_e + e
 

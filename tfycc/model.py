@@ -53,7 +53,7 @@ import tensorflow as tf
 
 from . import bitstream, ops
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
-from .entropy import EntropyModel, wavefronts
+from .entropy import EntropyModel
 from .layers import DOWNSAMPLING, ImportanceNet, StreamDecoder, StreamEncoder
 from .losses import MS_SSIM_WEIGHTS, ms_ssim
 
@@ -512,12 +512,11 @@ class TwoStreamCodec(tf.keras.Model):
                 (0, handle, em.row_context(tf.fill([w], L + 1)), tf.TensorArray(tf.int32, size=h)))
             level = tf.reshape(rows.stack(), [h, w])
         else:  # wavefront by wavefront: each reads only earlier wavefronts' levels
-            front = wavefronts(h, w)
-
             def wave(t, handle, level):
-                pos = tf.where(tf.equal(front, t))
+                i = tf.range(tf.maximum(0, (t - w + 2) // 2), tf.minimum(h - 1, t // 2) + 1)
+                pos = tf.stack([i, t - 2 * i], 1)  # wavefront t = 2i + j, rows top to bottom
                 handle, values = tfc.entropy_decode_index(
-                    handle, tf.gather_nd(em.level_index(level), pos), tf.shape(pos)[:1], tf.int32)
+                    handle, em.level_index_at(level, pos), tf.shape(pos)[:1], tf.int32)
                 return t + 1, handle, tf.tensor_scatter_nd_update(level, pos, values)
 
             _, handle, level = tf.while_loop(
