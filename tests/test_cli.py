@@ -183,6 +183,8 @@ def test_demo_prints_bpp_and_quality(models, capsys):
     assert code == 0, err
     r = json.loads(out)
     assert r["bpp"] > 0 and np.isfinite(r["psnr_rgb"]) and 0 < r["ms_ssim"] <= 1
+    assert r["ciede2000"] > 0 and f"CIEDE2000 {r['ciede2000']:.2f}" in _run(
+        ["demo", "--model", "tiny"], capsys)[1]
 
 
 def test_evaluate_writes_compressai_style_json(models, tmp_path, capsys):

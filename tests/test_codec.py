@@ -537,6 +537,39 @@ def test_encoder_side_search_tuned_for_ms_ssim(photo):
         tiny, 0.0, 4).numpy()
 
 
+def test_encoder_side_search_colour_tunes_add_a_share_of_log_chroma_mse(photo):
+    """The "-colour" tunes are their base tune's objective plus c ln(MSE of Cb, Cr), c =
+    REFINE_COLOUR_SHARE; their signatures write valid files at the same levels."""
+    from tfycc.colour import rgb_to_ycbcr
+    from tfycc.model import REFINE_COLOUR_SHARE
+
+    model = varied_tiny("tfycc-test-refine")
+    model.entropy.update_tables()
+    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
+    lat = model.analyze(x)
+    rgb = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
+    rgb = tf.clip_by_value(rgb[:, :45, :70], 0.0, 1.0)
+    err = (rgb_to_ycbcr(rgb) - rgb_to_ycbcr(x[:, :45, :70])).numpy()[..., 1:]
+    colour = REFINE_COLOUR_SHARE * np.log(np.mean(err ** 2))
+    assert REFINE_COLOUR_SHARE > 0 and abs(colour) > 1e-3
+    h, w = tf.constant(45), tf.constant(70)
+    for base in ("psnr", "ms-ssim"):
+        expected = float(model.refine_objective(x, lat, h, w, base)) + colour
+        got = float(model.refine_objective(x, lat, h, w, base + "-colour"))
+        assert got == pytest.approx(expected, rel=1e-5)
+    image = photo[:45, :70]
+    levels = model.latents(model.compress_refined(image, 0.0, 4).numpy())["level"].numpy()
+    files = set()
+    for search in (model.compress_refined_colour, model.compress_refined_ms_ssim_colour):
+        data = search(image, 0.0, 4).numpy()
+        files.add(data)
+        lat2 = model.latents(data)
+        assert bool(lat2["ok"])
+        np.testing.assert_array_equal(lat2["level"].numpy(), levels)
+        assert model.decompress(data).numpy().shape == image.shape
+    assert len(files) == 2 and model.compress_refined(image, 0.0, 4).numpy() not in files
+
+
 def test_encoder_side_search_takes_adam_steps_down_the_objectives_gradient(photo):
     """Refine's first step is Adam's first step (about lr * sign(gradient)) on each code."""
     from tfycc.model import REFINE_LEARNING_RATE

@@ -17,6 +17,7 @@ def test_codec_savedmodel_has_named_signatures(exported_tiny):
 
     codec = load_codec(str(exported_tiny / "tiny" / "codec"))
     assert {"compress", "compress_at", "compress_refined", "compress_refined_ms_ssim",
+            "compress_refined_colour", "compress_refined_ms_ssim_colour",
             "decompress"} <= set(codec.signatures)
     image = np.asarray(Image.open(PHOTO))[:40, :56]
     data = codec.signatures["compress"](image=image)["output_0"]

@@ -302,3 +302,40 @@ def test_compare_per_image_checks_each_anchor_file_on_the_result_curve(tmp_path,
     assert "| 0.25 | j2k | t | 2 | 0.8500 | 0.8500 | 1 | +0.0000 ± 0.0100 |" in capsys.readouterr().out
     assert compare.main([paths[0], paths[0], "--at", "0.25", "--per-image", paths[1],
                          "--metric", "psnr-rgb"]) == 2  # no such per-image values
+
+
+def test_colour_share_zero_is_the_plain_search_and_a_share_changes_it(exported_tiny, tmp_path):
+    """Share 0 measures the plain search's real file; another share changes the search
+    (the share is read when a fresh model traces it); the module's share is restored."""
+    import json
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    import tfycc.model as model_module
+    from tfycc.evaluate import image_metrics
+
+    shutil.copy(PHOTO, tmp_path / "a.png")
+    out = tmp_path / "s.json"
+    model_dir = str(exported_tiny / "tiny")
+    kept = model_module.REFINE_COLOUR_SHARE
+    script = _load_script("colour_share")
+    assert script.main(["--model", model_dir, "--data", str(tmp_path), "--images", "1",
+                        "--crop", "48x64", "--tune", "psnr", "--shares", "0,2", "--offsets", "0",
+                        "--steps", "3", "--json", str(out)]) == 0
+    assert model_module.REFINE_COLOUR_SHARE == kept
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["share"], r["offset"]) for r in rows] == [(0, 0), (2, 0)]
+    image = np.asarray(Image.open(PHOTO).convert("RGB"))
+    y0, x0 = (image.shape[0] - 48) // 2, (image.shape[1] - 64) // 2
+    image = image[y0:y0 + 48, x0:x0 + 64]
+    model = model_module.load_model(model_dir)
+    data = model.compress_refined(image, 0.0, 3).numpy()
+    m = image_metrics(image, model.decompress(data).numpy())
+    assert rows[0]["bpp"] == pytest.approx(8 * len(data) / (48 * 64))
+    assert rows[0]["psnr-cbcr"] == pytest.approx(m["psnr-cbcr"])
+    assert rows[1]["psnr-cbcr"] != pytest.approx(rows[0]["psnr-cbcr"], abs=1e-6)
+    with pytest.raises(SystemExit) as e:
+        script.main(["--model", model_dir, "--data", str(tmp_path), "--shares", "-1"])
+    assert e.value.code == 2

@@ -153,13 +153,15 @@ OFFSET_RANGE = 8.0  # --bpp searches importance-level offsets in [-8, 8]
 MAX_REFINE = 1000  # --refine: steps of encoder-side search
 
 
-TUNES = {"psnr": "compress_refined", "ms-ssim": "compress_refined_ms_ssim"}  # --tune
+TUNES = {"psnr": "compress_refined", "ms-ssim": "compress_refined_ms_ssim",  # --tune
+         "psnr-colour": "compress_refined_colour",
+         "ms-ssim-colour": "compress_refined_ms_ssim_colour"}
 
 
 def refined_compressor(codec, steps, tune="psnr"):
     """encode(image, offset) -> file bytes: ``codec.compress_at``, or with ``steps`` > 0
-    ``codec.compress_refined`` (encoder-side search) or, ``tune`` "ms-ssim",
-    ``codec.compress_refined_ms_ssim`` (models exported before them have none)."""
+    ``codec.compress_refined`` (encoder-side search) or the signature of the search tuned
+    for ``tune`` (``TUNES``; models exported before them have none)."""
     import tensorflow as tf
 
     if tune not in TUNES:
@@ -342,7 +344,7 @@ def cmd_info(args):
 
 def cmd_demo(args):
     """Compress + decompress the bundled photo with the default model; print bpp and quality."""
-    from .metrics import ms_ssim, psnr
+    from .metrics import ciede2000, ms_ssim, psnr
 
     src = args.input or _BUNDLED_PHOTO
     with tempfile.TemporaryDirectory() as tmp:
@@ -357,10 +359,12 @@ def cmd_demo(args):
              bytes=enc["bytes"], bpp=round(enc["bpp"], 4), offset=enc["offset"],
              refine=enc["refine"], tune=enc["tune"], psnr_rgb=round(psnr(original, restored), 2),
              ms_ssim=round(float(ms_ssim(original, restored)), 4),
+             ciede2000=round(ciede2000(original, restored), 3),
              compress_s=enc["seconds"], decompress_s=dec["seconds"])
     text = (f"{os.path.basename(src)} ({r['width']}x{r['height']}) with {r['model']}: "
             f"{r['bytes']} bytes = {r['bpp']:.4f} bpp, PSNR {r['psnr_rgb']:.2f} dB, "
-            f"MS-SSIM {r['ms_ssim']:.4f}, compress {r['compress_s']:.2f} s, "
+            f"MS-SSIM {r['ms_ssim']:.4f}, CIEDE2000 {r['ciede2000']:.2f}, "
+            f"compress {r['compress_s']:.2f} s, "
             f"decompress {r['decompress_s']:.2f} s")
     _print_result(r, args.json, text)
 
@@ -371,7 +375,9 @@ REFINE_HELP = ("encoder-side search: STEPS gradient steps on the code bits befor
                "10 is a good setting; the file decodes as any other; default: 0, none)")
 
 TUNE_HELP = ("what the encoder-side search (--refine) raises: psnr (default) or ms-ssim "
-             "(MS-SSIM, with a 30 %% share of MSE so that PSNR stays close)")
+             "(MS-SSIM, with a 30 %% share of MSE so that PSNR stays close); psnr-colour "
+             "and ms-ssim-colour also keep the colours (Cb, Cr) close: a little less PSNR "
+             "or MS-SSIM for a lower CIEDE2000")
 
 
 def build_parser():

@@ -51,13 +51,16 @@ def load_codec(directory):
 def export_codec(model, directory):
     """Codec SavedModel: signatures compress (image uint8 [H,W,3] -> string),
     compress_at (image, rate_offset float), compress_refined (image, rate_offset, steps int:
-    encoder-side search), compress_refined_ms_ssim (the same, the search tuned for MS-SSIM)
-    and decompress (data string -> uint8 [H,W,3])."""
+    encoder-side search), compress_refined_ms_ssim (the same, the search tuned for MS-SSIM),
+    compress_refined_colour and compress_refined_ms_ssim_colour (those two searches also
+    keeping Cb and Cr close) and decompress (data string -> uint8 [H,W,3])."""
     model.entropy.update_tables()
     _atomic_save(model, directory, {
         "compress": model.compress, "compress_at": model.compress_at,
         "compress_refined": model.compress_refined,
         "compress_refined_ms_ssim": model.compress_refined_ms_ssim,
+        "compress_refined_colour": model.compress_refined_colour,
+        "compress_refined_ms_ssim_colour": model.compress_refined_ms_ssim_colour,
         "decompress": model.decompress})
 
 
