@@ -503,6 +503,17 @@ def test_encoder_side_search_objective_is_log_mse_plus_weighted_log_rate(photo):
     assert float(model.refine_objective(x, lat, 45, 70)) == pytest.approx(expected, rel=1e-5)
 
 
+def _search_case(photo):
+    """(model, padded x, its latents, the decoded RGB clipped to the real 45 x 70 pixels)
+    for the encoder-side search's objective tests."""
+    model = varied_tiny("tfycc-test-refine")
+    model.entropy.update_tables()
+    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
+    lat = model.analyze(x)
+    rgb = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
+    return model, x, lat, tf.clip_by_value(rgb[:, :45, :70], 0.0, 1.0)
+
+
 def test_encoder_side_search_tuned_for_ms_ssim(photo):
     """The "ms-ssim" objective is (1 - s) ln(1 - MS-SSIM) + s ln(MSE) + the rate term, with
     as many scales as the shorter side allows (3 for 45 pixels), and ln(MSE) alone below 11
@@ -510,12 +521,7 @@ def test_encoder_side_search_tuned_for_ms_ssim(photo):
     from tfycc.losses import MS_SSIM_WEIGHTS, ms_ssim
     from tfycc.model import REFINE_MSE_SHARE, REFINE_RATE_WEIGHT
 
-    model = varied_tiny("tfycc-test-refine")
-    model.entropy.update_tables()
-    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
-    lat = model.analyze(x)
-    rgb = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
-    rgb = tf.clip_by_value(rgb[:, :45, :70], 0.0, 1.0)
+    model, x, lat, rgb = _search_case(photo)
     m = float(ms_ssim(rgb, x[:, :45, :70], weights=MS_SSIM_WEIGHTS[:3])[0])
     mse = float(tf.reduce_mean(tf.square(rgb - x[:, :45, :70])))
     expected = ((1 - REFINE_MSE_SHARE) * np.log(1 - m) + REFINE_MSE_SHARE * np.log(mse)
@@ -543,12 +549,7 @@ def test_encoder_side_search_colour_tunes_add_a_share_of_log_chroma_mse(photo):
     from tfycc.colour import rgb_to_ycbcr
     from tfycc.model import REFINE_COLOUR_SHARE
 
-    model = varied_tiny("tfycc-test-refine")
-    model.entropy.update_tables()
-    x = _pad_to_grid(tf.cast(photo[None, :45, :70], tf.float32) / 255.0)
-    lat = model.analyze(x)
-    rgb = ycbcr_to_rgb(model.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
-    rgb = tf.clip_by_value(rgb[:, :45, :70], 0.0, 1.0)
+    model, x, lat, rgb = _search_case(photo)
     err = (rgb_to_ycbcr(rgb) - rgb_to_ycbcr(x[:, :45, :70])).numpy()[..., 1:]
     colour = REFINE_COLOUR_SHARE * np.log(np.mean(err ** 2))
     assert REFINE_COLOUR_SHARE > 0 and abs(colour) > 1e-3
