@@ -263,3 +263,15 @@ def test_summary_bd_rate_ignores_a_models_falling_tail():
     _, _, bd_psnr, bd_dbpsnr, bd_msssim, bd_ciede = [c.strip() for c in rows[0].strip("|").split("|")]
     assert (bd_psnr, bd_msssim, bd_ciede) == ("-50.0 %", "-50.0 %", "-50.0 %")
     assert float(bd_dbpsnr.split()[0]) > 0  # BD-PSNR: better at the same rate
+
+
+def test_plot_styles_give_every_codec_its_own_colour():
+    """Kodak's plot has 6 classic codecs and up to 6 tfycc curves: no two may share a colour
+    (session 27's ms-ssim-colour curve was drawn in WebP's blue)."""
+    results = ([dict(kind="anchor")] * 6 + [dict(kind="tfycc")] * 6)[::-1]
+    styles = evaluate.plot_styles(results)
+    assert len({colour for colour, *_ in styles}) == 12
+    assert [style for _, style, _, _ in styles] == ["-"] * 6 + ["--"] * 6
+    assert len({marker for _, _, marker, _ in styles[6:]}) == 6
+    many = evaluate.plot_styles([dict(kind="tfycc")] * (len(evaluate.TFYCC_COLOURS) + 1))
+    assert many[0][0] == many[-1][0]  # a palette repeats only past its size

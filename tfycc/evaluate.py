@@ -292,6 +292,30 @@ def summarize(results, targets):
     return "\n".join(lines) + "\n"
 
 
+# tfycc curves: solid, round markers, strong colours; classic codecs: dashed, other markers,
+# a second palette, so no codec shares a colour with another while each group fits its palette.
+TFYCC_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
+                 "#e377c2", "#000000", "#bcbd22")
+ANCHOR_COLOURS = ("#7f7f7f", "#c49c94", "#98df8a", "#ffbb78", "#aec7e8", "#f7b6d2", "#c5b0d5",
+                  "#dbdb8d")
+ANCHOR_MARKERS = ("s", "^", "v", "D", "P", "X", "<", ">")
+
+
+def plot_styles(results):
+    """(colour, line style, marker, line width) per result: tfycc curves and classic codecs
+    are numbered separately, each from its own palette, which repeats only past its size."""
+    styles, n_tfycc, n_anchor = [], 0, 0
+    for res in results:
+        if res["kind"] == "tfycc":
+            styles.append((TFYCC_COLOURS[n_tfycc % len(TFYCC_COLOURS)], "-", "o", 2.2))
+            n_tfycc += 1
+        else:
+            k = n_anchor % len(ANCHOR_COLOURS)
+            styles.append((ANCHOR_COLOURS[k], "--", ANCHOR_MARKERS[k], 1.6))
+            n_anchor += 1
+    return styles
+
+
 def plot(results, out_dir, title):
     """rd.png (three panels) and rd-<metric>.png: one curve per codec.
 
@@ -302,13 +326,12 @@ def plot(results, out_dir, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    styles = plot_styles(results)
+
     def draw(ax, key, label):
-        for i, res in enumerate(results):
-            color = f"C{i % 10}"
-            style = "-" if res["kind"] == "tfycc" else "--"
-            width = 2.2 if res["kind"] == "tfycc" else 1.2
+        for res, (color, style, marker, width) in zip(results, styles):
             bpp, val = rd_curve(res, key)
-            ax.plot(bpp, val, style, marker="o", color=color, lw=width, label=res["name"])
+            ax.plot(bpp, val, style, marker=marker, color=color, lw=width, label=res["name"])
             complete = set(bpp)
             all_b, all_v = rd_curve(res, key, complete_only=False)
             partial = [(b, v) for b, v in zip(all_b, all_v) if b not in complete]
