@@ -192,12 +192,15 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     tf.keras.utils.set_random_seed(3)
     model = build_model("tiny", model_id="tfycc-test-grow")
     save_model(model, str(tmp_path / "m"))
-    grown = load_model(str(tmp_path / "m"), stage_blocks=1, fine_blocks=1)
+    grown = load_model(str(tmp_path / "m"), stage_blocks=1, fine_blocks=1, deep_blocks=1)
     assert grown.get_config()["stage_blocks"] == 1
     assert grown.get_config()["fine_blocks"] == 1
+    assert grown.get_config()["deep_blocks"] == 1
     assert grown.count_params() > model.count_params()
     for stream in (grown.enc_y, grown.enc_c, grown.dec_y, grown.dec_c):
         assert len(stream.stages) == 1
+    for stream in (grown.enc_y, grown.enc_c):
+        assert len(stream.deep) == 1
     for stream in (grown.dec_y, grown.dec_c):
         assert len(stream.fine) == 1
     # The grown model writes the same file and decodes it to the same pixels.
@@ -212,13 +215,14 @@ def test_growing_a_saved_model_adds_identity_blocks_that_change_nothing_until_tr
     for stream in (grown.enc_y, grown.dec_y):
         assert np.abs(stream.stages[0].conv2.kernel.numpy()).max() > 0
     assert np.abs(grown.dec_y.fine[0].conv2.kernel.numpy()).max() > 0
+    assert np.abs(grown.enc_y.deep[0].conv2.kernel.numpy()).max() > 0
     # A grown model saves and loads like any other.
     save_model(grown, str(tmp_path / "g"))
     again = load_model(str(tmp_path / "g"))
     for a, b in zip(grown.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
     # Shrinking would drop trained blocks: refused.
-    for key in ("stage_blocks", "fine_blocks"):
+    for key in ("stage_blocks", "fine_blocks", "deep_blocks"):
         with pytest.raises(ValueError, match="drop trained blocks"):
             load_model(str(tmp_path / "g"), **{key: 0})
     # A negative count is refused, also for a model saved before fine_blocks existed.

@@ -100,11 +100,13 @@ class StreamEncoder(tf.keras.layers.Layer):
     Three stride-2 convolutions (F/4, F/2, F channels), ``stage_blocks`` ResNet blocks
     after the second (at 1/4 resolution), an optional fusion input
     (features of another stream at 1/8 resolution, concatenated then mixed by a 1x1
-    conv), a ``ResidualStack`` and a float32 1x1 conv + sigmoid head for the code.
+    conv), a ``ResidualStack``, ``deep_blocks`` more ResNet blocks of F channels (at 1/8
+    resolution: encoder capacity that the decoder does not pay for) and a float32 1x1
+    conv + sigmoid head for the code.
     """
 
     def __init__(self, filters, code_channels, num_blocks, num_groups, fuse=False,
-                 stage_blocks=0, **kwargs):
+                 stage_blocks=0, deep_blocks=0, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.code_channels = filters, code_channels
         self.num_blocks, self.num_groups, self.fuse = num_blocks, num_groups, fuse
@@ -118,6 +120,7 @@ class StreamEncoder(tf.keras.layers.Layer):
         self.stages = _stage_blocks(stage_blocks, self.down[1].filters)
         self.fuse_conv = _conv(filters, 1) if fuse else None
         self.stack = ResidualStack(filters, num_blocks, num_groups)
+        self.deep = _stage_blocks(deep_blocks, filters)
         self.head = _conv(code_channels, 1, activation="sigmoid", dtype="float32")
 
     def call(self, x, side=None):
@@ -128,12 +131,14 @@ class StreamEncoder(tf.keras.layers.Layer):
         if self.fuse:
             x = self.fuse_conv(tf.concat([x, tf.cast(side, x.dtype)], -1))
         features = self.stack(x)
+        for block in self.deep:  # at 1/8 resolution
+            features = block(features)
         return features, self.head(features)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "code_channels": self.code_channels,
                 "num_blocks": self.num_blocks, "num_groups": self.num_groups, "fuse": self.fuse,
-                "stage_blocks": len(self.stages)}
+                "stage_blocks": len(self.stages), "deep_blocks": len(self.deep)}
 
 
 @_ser

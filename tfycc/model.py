@@ -137,8 +137,8 @@ class TwoStreamCodec(tf.keras.Model):
                  lmbda=0.1, gamma=1.0, rate_term="entropy", target_bpp=0.0, offset_range=3.0,
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
-                 fine_blocks=0, context=1, ms_ssim_weight=0.0, level_weight=0.0, model_id=None,
-                 **kwargs):
+                 fine_blocks=0, deep_blocks=0, context=1, ms_ssim_weight=0.0, level_weight=0.0,
+                 model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -148,8 +148,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError(f"distortion must be 'l1', 'rmse' or 'rmse-y', not {distortion!r}")
         if streams not in ("ycbcr", "rgb"):
             raise ValueError(f"streams must be 'ycbcr' or 'rgb', not {streams!r}")
-        if min(int(stage_blocks), int(fine_blocks)) < 0:
-            raise ValueError("stage_blocks and fine_blocks must not be negative")
+        if min(int(stage_blocks), int(fine_blocks), int(deep_blocks)) < 0:
+            raise ValueError("stage_blocks, fine_blocks and deep_blocks must not be negative")
         if not 0.0 <= float(ms_ssim_weight) < float("inf"):
             raise ValueError(f"ms_ssim_weight must be finite and >= 0, not {ms_ssim_weight!r}")
         if not 0.0 <= float(level_weight) < float("inf"):
@@ -164,19 +164,21 @@ class TwoStreamCodec(tf.keras.Model):
             rate_penalty=rate_penalty, distortion=distortion, ms_ssim_weight=float(ms_ssim_weight),
             level_weight=float(level_weight),
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
-            stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks), context=int(context),
+            stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks),
+            deep_blocks=int(deep_blocks), context=int(context),
             model_id=model_id or f"tfycc-untrained-{secrets.token_hex(4)}")
         self.levels = levels
         self.code_channels = (code_y, code_c)
         self.rgb_stream = streams == "rgb"
         stacks = dict(num_blocks=num_blocks, num_groups=num_groups, stage_blocks=int(stage_blocks))
-        self.enc_y = StreamEncoder(filters_y, code_y, name="enc_y", **stacks)
+        encoders = dict(stacks, deep_blocks=int(deep_blocks))
+        self.enc_y = StreamEncoder(filters_y, code_y, name="enc_y", **encoders)
         self.importance = ImportanceNet(max(filters_y // 2, 8), name="importance")
         decoders = dict(stacks, fine_blocks=int(fine_blocks))
         self.dec_y = StreamDecoder(filters_y, 3 if self.rgb_stream else 1, name="dec_y", **decoders)
         self.enc_c = self.dec_c = None
         if not self.rgb_stream:
-            self.enc_c = StreamEncoder(filters_c, code_c, fuse=fuse_encoder, name="enc_c", **stacks)
+            self.enc_c = StreamEncoder(filters_c, code_c, fuse=fuse_encoder, name="enc_c", **encoders)
             self.dec_c = StreamDecoder(filters_c, 2, fuse=fuse_decoder, name="dec_c", **decoders)
         self.entropy = EntropyModel(self.code_channels, levels, context, name="entropy")
         self.trackers = {m: tf.keras.metrics.Mean(name=m) for m in _METRICS}
@@ -661,12 +663,12 @@ def save_model(model, directory):
 def load_model(directory, **overrides):
     """Rebuild a model saved by ``save_model`` (or exported: reads codec/variables).
 
-    ``overrides`` may grow the model (more ``stage_blocks``/``fine_blocks``) but never
-    shrink it: fewer blocks would silently drop trained ones (ValueError).
+    ``overrides`` may grow the model (more ``stage_blocks``/``fine_blocks``/``deep_blocks``)
+    but never shrink it: fewer blocks would silently drop trained ones (ValueError).
     """
     with open(os.path.join(directory, "config.json")) as f:
         config = json.load(f)
-    for key in ("stage_blocks", "fine_blocks"):  # (negative counts: the model refuses them)
+    for key in ("stage_blocks", "fine_blocks", "deep_blocks"):  # (negative: the model refuses)
         have = config.get(key, 0)  # models saved before a key existed have none
         if 0 <= int(overrides.get(key, have)) < have:
             raise ValueError(f"{directory} has {key}={have}: fewer would drop trained blocks")

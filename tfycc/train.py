@@ -82,6 +82,10 @@ def build_parser():
     m.add_argument("--fine-blocks", type=int,
                    help="ResNet blocks at 1/2 resolution in every decoder (default 0); "
                         "grows an --init-from model like --stage-blocks")
+    m.add_argument("--deep-blocks", type=int,
+                   help="ResNet blocks at 1/8 resolution after every encoder's stack "
+                        "(default 0; encoder capacity the decoder does not pay for); "
+                        "grows an --init-from model like --stage-blocks")
     m.add_argument("--streams", choices=["ycbcr", "rgb"], default="ycbcr",
                    help="ycbcr: the two-stream codec; rgb: one RGB stream (ablation baseline)")
     h = p.add_argument_group("loss (default: the model's own, or the configuration's)")
@@ -344,7 +348,8 @@ def main(argv=None):
         lmbda=args.lmbda, gamma=args.gamma, target_bpp=args.target_bpp, rate_term=args.rate_term,
         offset_range=args.offset_range, random_level_prob=args.random_level_prob,
         rate_penalty=args.rate_penalty, distortion=args.distortion, stage_blocks=args.stage_blocks,
-        fine_blocks=args.fine_blocks, rate_warmup_steps=args.rate_warmup_steps,
+        fine_blocks=args.fine_blocks, deep_blocks=args.deep_blocks,
+        rate_warmup_steps=args.rate_warmup_steps,
         ms_ssim_weight=args.ms_ssim_weight, level_weight=args.level_weight).items()
         if v is not None}
     total = spe * epochs
