@@ -589,3 +589,58 @@ def test_encoder_side_search_takes_adam_steps_down_the_objectives_gradient(photo
         step = REFINE_LEARNING_RATE * np.sqrt(0.001) / 0.1 * (0.1 * g) / (np.sqrt(0.001 * g * g) + 1e-7)
         expected = np.clip(lat[f"code_{s}"].numpy() - step, 0.0, 1.0)
         np.testing.assert_allclose(out[f"code_{s}"].numpy(), expected, atol=1e-6)
+
+
+def test_encoder_side_search_per_image_objective_is_the_sum_of_each_images(photo):
+    """Training's search (``per_image``) gives every image of a batch its own objective."""
+    model = varied_tiny("tfycc-test-refine")
+    model.entropy.update_tables()
+    x = tf.cast(tf.stack([photo[:48, :64], photo[48:96, 64:128]]), tf.float32) / 255.0
+    lat = model.analyze(x)
+    each = sum(float(model.refine_objective(x[i:i + 1], {k: v[i:i + 1] for k, v in lat.items()},
+                                            48, 64, tune))
+               for i in range(2) for tune in ("psnr", "psnr-colour"))
+    both = sum(float(model.refine_objective(x, lat, 48, 64, tune, per_image=True))
+               for tune in ("psnr", "psnr-colour"))
+    assert both == pytest.approx(each, rel=1e-5)
+    assert float(model.refine_objective(x, lat, 48, 64)) != pytest.approx(each / 2, rel=1e-3)
+    with pytest.raises(ValueError, match="per_image"):
+        model.refine_objective(x, lat, 48, 64, "ms-ssim", per_image=True)
+
+
+def test_search_distillation_pulls_the_encoder_towards_the_search_and_not_the_decoder(photo):
+    """With ``search_steps`` the loss gains W * mean over kept codes of (code - searched
+    code)^2: its gradient reaches the encoder only; the gap is the share of kept bits the
+    search flipped.  Off (the default), both are 0 and training reports a zero gap."""
+    x = tf.cast(tf.stack([photo[:48, :64], photo[48:96, 64:128]]), tf.float32) / 255.0
+    model = varied_tiny("tfycc-test-distil", search_steps=6, search_weight=2.0)
+    model.entropy.update_tables()
+    lat = model.analyze(x)
+    found = model.refine(x, lat, 6, 48, 64, per_image=True)
+    masks = [lat["mask_y"].numpy(), lat["mask_c"].numpy()]
+    squares = sum(np.sum(m * (lat[f"code_{s}"].numpy() - found[f"code_{s}"].numpy()) ** 2)
+                  for s, m in zip("yc", masks))
+    flips = sum(np.sum(m * (lat[f"raw_{s}"].numpy() != found[f"raw_{s}"].numpy()))
+                for s, m in zip("yc", masks))
+    kept = sum(np.sum(m) for m in masks)
+    with tf.GradientTape(persistent=True) as tape:
+        lat = model.analyze(x)
+        distil, gap = model._search_distillation(x, lat)
+    assert float(distil) == pytest.approx(squares / kept, rel=1e-4) and squares > 0
+    assert float(gap) == pytest.approx(flips / kept, rel=1e-5) and 0 < flips < kept
+    for layer, reached in ((model.enc_y, True), (model.enc_c, True), (model.dec_y, False),
+                           (model.dec_c, False), (model.entropy, False)):
+        grads = tape.gradient(distil, layer.trainable_variables)
+        norm = sum(float(tf.norm(g)) for g in grads if g is not None)
+        assert (norm > 0) == reached, layer.name
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
+    data = tf.data.Dataset.from_tensors(tf.cast(x * 255.0, tf.uint8)).repeat()
+    history = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and history["search_gap"][0] > 0
+    off = varied_tiny("tfycc-test-distil-off")
+    assert off._search_distillation(x, off.analyze(x)) == (0.0, 0.0)
+    off.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
+    assert off.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history["search_gap"] == [0.0]
+    for bad in (dict(search_steps=-1), dict(search_weight=-1.0), dict(search_weight=float("nan"))):
+        with pytest.raises(ValueError, match="search"):
+            build_model("tiny", **bad)

@@ -90,7 +90,7 @@ REFINE_TUNES = ("psnr", "ms-ssim", "psnr-colour", "ms-ssim-colour")
 REFINE_MSE_SHARE = 0.3
 REFINE_COLOUR_SHARE = 0.15
 
-_METRICS = ("loss", "distortion", "bpp", "kept_bpp", "importance_bpp", "psnr", "level")
+_METRICS = ("loss", "distortion", "bpp", "kept_bpp", "importance_bpp", "psnr", "level", "search_gap")
 
 
 def _pad_to_grid(x):
@@ -138,7 +138,7 @@ class TwoStreamCodec(tf.keras.Model):
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
                  fine_blocks=0, deep_blocks=0, context=1, ms_ssim_weight=0.0, level_weight=0.0,
-                 model_id=None, **kwargs):
+                 search_steps=0, search_weight=0.0, model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -154,6 +154,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError(f"ms_ssim_weight must be finite and >= 0, not {ms_ssim_weight!r}")
         if not 0.0 <= float(level_weight) < float("inf"):
             raise ValueError(f"level_weight must be finite and >= 0, not {level_weight!r}")
+        if int(search_steps) < 0 or not 0.0 <= float(search_weight) < float("inf"):
+            raise ValueError("search_steps must be >= 0 and search_weight finite and >= 0")
         if streams == "rgb":
             code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
@@ -162,7 +164,8 @@ class TwoStreamCodec(tf.keras.Model):
             rate_term=rate_term, target_bpp=float(target_bpp), offset_range=float(offset_range),
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
             rate_penalty=rate_penalty, distortion=distortion, ms_ssim_weight=float(ms_ssim_weight),
-            level_weight=float(level_weight),
+            level_weight=float(level_weight), search_steps=int(search_steps),
+            search_weight=float(search_weight),
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks),
             deep_blocks=int(deep_blocks), context=int(context),
@@ -242,7 +245,7 @@ class TwoStreamCodec(tf.keras.Model):
                    mask_c=ops.channel_mask(u, self.code_channels[1], self.levels))
         return self.with_codes(out, {"y": tf.cast(code_y, tf.float32), "c": tf.cast(code_c, tf.float32)})
 
-    def refine(self, x, lat, steps, height, width, tune="psnr"):
+    def refine(self, x, lat, steps, height, width, tune="psnr", per_image=False):
         """Encoder-side search: ``lat`` with better code bits for the image ``x``.
 
         ``steps`` Adam steps (learning rate ``REFINE_LEARNING_RATE``) on the continuous
@@ -250,7 +253,8 @@ class TwoStreamCodec(tf.keras.Model):
         ``refine_objective``.  The levels (and masks) stay as they are, so the rate
         moves little; the decoder is unchanged, so any tfycc decoder reads the file.
         It closes part of the amortisation gap of a small, briefly trained encoder.
-        ``tune`` (one of ``REFINE_TUNES``): the quality measure that the search raises.
+        ``tune`` (one of ``REFINE_TUNES``): the quality measure that the search raises;
+        ``per_image``: each image of a batch its own objective (``refine_objective``).
         """
         streams = [s for s, n in zip("yc", self.code_channels) if n]
         beta1, beta2, eps = 0.9, 0.999, 1e-7
@@ -259,7 +263,7 @@ class TwoStreamCodec(tf.keras.Model):
             with tf.GradientTape() as tape:
                 tape.watch(codes)
                 loss = self.refine_objective(x, self.with_codes(lat, dict(zip(streams, codes))),
-                                             height, width, tune)
+                                             height, width, tune, per_image)
             grads = tape.gradient(loss, codes)
             t1 = tf.cast(t + 1, tf.float32)
             rate = REFINE_LEARNING_RATE * tf.sqrt(1.0 - beta2 ** t1) / (1.0 - beta1 ** t1)
@@ -284,7 +288,7 @@ class TwoStreamCodec(tf.keras.Model):
             new.update({f"code_{s}": code, f"raw_{s}": raw, f"bits_{s}": raw * lat[f"mask_{s}"]})
         return new
 
-    def refine_objective(self, x, lat, height, width, tune="psnr"):
+    def refine_objective(self, x, lat, height, width, tune="psnr", per_image=False):
         """What ``refine`` lowers: D + ``REFINE_RATE_WEIGHT`` * ln(R + 1).  D, of the
         decoded RGB against ``x`` over its real ``height`` x ``width`` pixels: ln(MSE) for
         ``tune`` "psnr"; for "ms-ssim", (1 - s) ln(1 - MS-SSIM) + s ln(MSE) with
@@ -292,24 +296,30 @@ class TwoStreamCodec(tf.keras.Model):
         allows, like ``metrics.ms_ssim``; ln(MSE) alone below 11 pixels); the "-colour"
         tunes add ``REFINE_COLOUR_SHARE`` * ln(MSE of Cb and Cr).  R: the entropy
         model's bits for ``lat`` (each kept bit's cost in its context, with the
-        straight-through gradient cost(1) - cost(0); the levels' cost, a constant here)."""
+        straight-through gradient cost(1) - cost(0); the levels' cost, a constant here).
+        ``per_image``: the sum of each image's objective (the MSE tunes only) instead of
+        one objective of the whole batch (what training's search uses)."""
         if tune not in REFINE_TUNES:
             raise ValueError(f"tune must be one of {REFINE_TUNES}, not {tune!r}")
+        if per_image and tune.startswith("ms-ssim"):
+            raise ValueError("per_image works with the MSE tunes only")
+        axes = [1, 2, 3] if per_image else None
         rgb = ycbcr_to_rgb(self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"]))
         rgb = tf.clip_by_value(rgb[:, :height, :width], 0.0, 1.0)
         ref = x[:, :height, :width]
-        distortion = tf.math.log(tf.reduce_mean(tf.square(rgb - ref)) + 1e-10)
+        distortion = tf.math.log(tf.reduce_mean(tf.square(rgb - ref), axes) + 1e-10)
         if tune.startswith("ms-ssim"):
             distortion = _ms_ssim_objective(rgb, ref, distortion, tf.minimum(height, width))
         if tune.endswith("-colour"):
             error = rgb_to_ycbcr(rgb)[..., 1:] - rgb_to_ycbcr(ref)[..., 1:]
-            distortion += REFINE_COLOUR_SHARE * tf.math.log(tf.reduce_mean(tf.square(error)) + 1e-10)
-        bits = tf.reduce_sum(self.entropy.level_cost(lat["level"]))
+            distortion += REFINE_COLOUR_SHARE * tf.math.log(
+                tf.reduce_mean(tf.square(error), axes) + 1e-10)
+        bits = tf.reduce_sum(self.entropy.level_cost(lat["level"]), axes and [1, 2])
         for stream in range(2):
             if self.code_channels[stream]:
                 cost, mask = self._bit_costs(lat, stream, through_bits=True)
-                bits += tf.reduce_sum(cost * mask)
-        return distortion + REFINE_RATE_WEIGHT * tf.math.log(bits + 1.0)
+                bits += tf.reduce_sum(cost * mask, axes)
+        return tf.reduce_sum(distortion + REFINE_RATE_WEIGHT * tf.math.log(bits + 1.0))
 
     def synthesize(self, bits_y, bits_c, mask_y, mask_c):
         """Kept bits and masks [B,h,w,n_Y], [B,h,w,n_C] -> YCbCr [B, 8h, 8w, 3] float32.
@@ -395,6 +405,7 @@ class TwoStreamCodec(tf.keras.Model):
             real = 1.0 - tf.cast(tf.reshape(use, [batch]), tf.float32)
         warmup = self._warmup() if training else 1.0
         lat = self.analyze(rgb, offset, override, importance_grad=warmup if training else None)
+        distill, search_gap = self._search_distillation(rgb, lat) if training else (0.0, 0.0)
         ycc_hat = self.synthesize(lat["bits_y"], lat["bits_c"], lat["mask_y"], lat["mask_c"])
         ycc = rgb_to_ycbcr(rgb)
         kind = self.hparams["distortion"]
@@ -427,12 +438,40 @@ class TwoStreamCodec(tf.keras.Model):
         rgb_hat = tf.clip_by_value(ycbcr_to_rgb(ycc_hat), 0.0, 1.0)
         return dict(
             rgb=rgb_hat,
-            loss=distortion + self.hparams["lmbda"] * rate_loss + table_bpp,
+            loss=(distortion + self.hparams["lmbda"] * rate_loss + table_bpp
+                  + self.hparams["search_weight"] * distill),
+            search_gap=search_gap,
             distortion=distortion, bpp=bpp, kept_bpp=kept_bpp, importance_bpp=importance_bpp,
             psnr=tf.reduce_mean(tf.image.psnr(rgb, rgb_hat, 1.0)),
             level=tf.reduce_sum(tf.reduce_mean(tf.cast(lat["level"], tf.float32), [1, 2]) * real)
             / tf.maximum(tf.reduce_sum(real), 1.0),
         )
+
+    def _search_distillation(self, rgb, lat):
+        """(distillation loss, search gap) of a training batch; (0, 0) without a search.
+
+        With ``search_steps`` > 0 the encoder-side search (``refine``, each image its own
+        objective, no gradient) finds better codes for the batch, and the loss is the mean
+        squared distance of the encoder's kept codes to them: the encoder learns what the
+        search finds (distillation).  The gap is the fraction of kept bits the search
+        flipped, what the encoder still misses.
+        """
+        steps = self.hparams["search_steps"]
+        if steps <= 0:
+            return 0.0, 0.0
+        fixed = {k: tf.stop_gradient(v) for k, v in lat.items()}
+        # (The search reads the decoder's weights: no gradient may flow back through it.)
+        found = tf.nest.map_structure(tf.stop_gradient, self.refine(
+            tf.stop_gradient(rgb), fixed, steps, tf.shape(rgb)[1], tf.shape(rgb)[2], per_image=True))
+        squares = flips = kept = 0.0
+        for s, n in zip("yc", self.code_channels):
+            if n:
+                mask = fixed[f"mask_{s}"]
+                squares += tf.reduce_sum(mask * tf.square(lat[f"code_{s}"] - found[f"code_{s}"]))
+                flips += tf.reduce_sum(mask * tf.abs(found[f"raw_{s}"] - fixed[f"raw_{s}"]))
+                kept += tf.reduce_sum(mask)
+        kept = tf.maximum(kept, 1.0)
+        return squares / kept, flips / kept
 
     def _warmup(self):
         """Warm-up weight: 0 for the first half of ``rate_warmup_steps`` optimizer steps, then

@@ -106,6 +106,13 @@ def build_parser():
                         "W times that of the code bits (their bits always count in the rate; "
                         "default 0: the map is not charged for them, as in models before "
                         "session 15)")
+    h.add_argument("--search-steps", type=int, metavar="K",
+                   help="distil the encoder-side search: K search steps on every batch "
+                        "(no gradient) and a loss pulling the encoder's kept codes to what "
+                        "the search found (default 0: off; each step costs about half a "
+                        "training step)")
+    h.add_argument("--search-weight", type=float, metavar="W",
+                   help="weight of that loss: W times the mean squared code distance")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
@@ -350,7 +357,8 @@ def main(argv=None):
         rate_penalty=args.rate_penalty, distortion=args.distortion, stage_blocks=args.stage_blocks,
         fine_blocks=args.fine_blocks, deep_blocks=args.deep_blocks,
         rate_warmup_steps=args.rate_warmup_steps,
-        ms_ssim_weight=args.ms_ssim_weight, level_weight=args.level_weight).items()
+        ms_ssim_weight=args.ms_ssim_weight, level_weight=args.level_weight,
+        search_steps=args.search_steps, search_weight=args.search_weight).items()
         if v is not None}
     total = spe * epochs
     with strategy.scope():
