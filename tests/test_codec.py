@@ -633,6 +633,14 @@ def test_search_distillation_pulls_the_encoder_towards_the_search_and_not_the_de
         grads = tape.gradient(distil, layer.trainable_variables)
         norm = sum(float(tf.norm(g)) for g in grads if g is not None)
         assert (norm > 0) == reached, layer.name
+    # search_tune picks the search's objective: psnr-colour also weighs the chroma error.
+    model.hparams["search_tune"] = "psnr-colour"
+    colour = model.refine(x, lat, 6, 48, 64, tune="psnr-colour", per_image=True)
+    assert any(np.any(colour[f"raw_{s}"].numpy() != found[f"raw_{s}"].numpy()) for s in "yc")
+    squares = sum(np.sum(m * (lat[f"code_{s}"].numpy() - colour[f"code_{s}"].numpy()) ** 2)
+                  for s, m in zip("yc", masks))
+    distil = float(model._search_distillation(x, lat)[0])
+    assert distil == pytest.approx(squares / kept, rel=1e-4)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
     data = tf.data.Dataset.from_tensors(tf.cast(x * 255.0, tf.uint8)).repeat()
     history = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
@@ -641,6 +649,7 @@ def test_search_distillation_pulls_the_encoder_towards_the_search_and_not_the_de
     assert off._search_distillation(x, off.analyze(x)) == (0.0, 0.0)
     off.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
     assert off.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history["search_gap"] == [0.0]
-    for bad in (dict(search_steps=-1), dict(search_weight=-1.0), dict(search_weight=float("nan"))):
+    for bad in (dict(search_steps=-1), dict(search_weight=-1.0), dict(search_weight=float("nan")),
+                dict(search_tune="ms-ssim")):
         with pytest.raises(ValueError, match="search"):
             build_model("tiny", **bad)

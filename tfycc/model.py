@@ -138,7 +138,7 @@ class TwoStreamCodec(tf.keras.Model):
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
                  fine_blocks=0, deep_blocks=0, context=1, ms_ssim_weight=0.0, level_weight=0.0,
-                 search_steps=0, search_weight=0.0, model_id=None, **kwargs):
+                 search_steps=0, search_weight=0.0, search_tune="psnr", model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -156,6 +156,8 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError(f"level_weight must be finite and >= 0, not {level_weight!r}")
         if int(search_steps) < 0 or not 0.0 <= float(search_weight) < float("inf"):
             raise ValueError("search_steps must be >= 0 and search_weight finite and >= 0")
+        if search_tune not in ("psnr", "psnr-colour"):
+            raise ValueError(f"search_tune must be 'psnr' or 'psnr-colour', not {search_tune!r}")
         if streams == "rgb":
             code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
@@ -165,7 +167,7 @@ class TwoStreamCodec(tf.keras.Model):
             random_level_prob=float(random_level_prob), rate_warmup_steps=int(rate_warmup_steps),
             rate_penalty=rate_penalty, distortion=distortion, ms_ssim_weight=float(ms_ssim_weight),
             level_weight=float(level_weight), search_steps=int(search_steps),
-            search_weight=float(search_weight),
+            search_weight=float(search_weight), search_tune=search_tune,
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks),
             deep_blocks=int(deep_blocks), context=int(context),
@@ -450,11 +452,11 @@ class TwoStreamCodec(tf.keras.Model):
     def _search_distillation(self, rgb, lat):
         """(distillation loss, search gap) of a training batch; (0, 0) without a search.
 
-        With ``search_steps`` > 0 the encoder-side search (``refine``, each image its own
-        objective, no gradient) finds better codes for the batch, and the loss is the mean
-        squared distance of the encoder's kept codes to them: the encoder learns what the
-        search finds (distillation).  The gap is the fraction of kept bits the search
-        flipped, what the encoder still misses.
+        With ``search_steps`` > 0 the encoder-side search (``refine`` tuned for
+        ``search_tune``, each image its own objective, no gradient) finds better codes
+        for the batch, and the loss is the mean squared distance of the encoder's kept
+        codes to them: the encoder learns what the search finds (distillation).  The gap
+        is the fraction of kept bits the search flipped, what the encoder still misses.
         """
         steps = self.hparams["search_steps"]
         if steps <= 0:
@@ -462,7 +464,8 @@ class TwoStreamCodec(tf.keras.Model):
         fixed = {k: tf.stop_gradient(v) for k, v in lat.items()}
         # (The search reads the decoder's weights: no gradient may flow back through it.)
         found = tf.nest.map_structure(tf.stop_gradient, self.refine(
-            tf.stop_gradient(rgb), fixed, steps, tf.shape(rgb)[1], tf.shape(rgb)[2], per_image=True))
+            tf.stop_gradient(rgb), fixed, steps, tf.shape(rgb)[1], tf.shape(rgb)[2],
+            tune=self.hparams["search_tune"], per_image=True))
         squares = flips = kept = 0.0
         for s, n in zip("yc", self.code_channels):
             if n:

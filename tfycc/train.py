@@ -113,6 +113,9 @@ def build_parser():
                         "training step)")
     h.add_argument("--search-weight", type=float, metavar="W",
                    help="weight of that loss: W times the mean squared code distance")
+    h.add_argument("--search-tune", choices=("psnr", "psnr-colour"),
+                   help="what that search raises (default psnr; psnr-colour also weighs the "
+                        "Cb and Cr error, as --tune psnr-colour does at encode time)")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
@@ -358,7 +361,8 @@ def main(argv=None):
         fine_blocks=args.fine_blocks, deep_blocks=args.deep_blocks,
         rate_warmup_steps=args.rate_warmup_steps,
         ms_ssim_weight=args.ms_ssim_weight, level_weight=args.level_weight,
-        search_steps=args.search_steps, search_weight=args.search_weight).items()
+        search_steps=args.search_steps, search_weight=args.search_weight,
+        search_tune=args.search_tune).items()
         if v is not None}
     total = spe * epochs
     with strategy.scope():
