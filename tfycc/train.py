@@ -109,7 +109,8 @@ def build_parser():
     h.add_argument("--search-steps", type=int, metavar="K",
                    help="distil the encoder-side search: K search steps on every batch "
                         "(no gradient) and a loss pulling the encoder's kept codes to what "
-                        "the search found (default 0: off; each step costs about half a "
+                        "the search found (default 0: off, with --init-from too, whatever "
+                        "the model was trained with; each step costs about half a "
                         "training step)")
     h.add_argument("--search-weight", type=float, metavar="W",
                    help="weight of that loss: W times the mean squared code distance")
@@ -364,6 +365,10 @@ def main(argv=None):
         search_steps=args.search_steps, search_weight=args.search_weight,
         search_tune=args.search_tune).items()
         if v is not None}
+    if args.init_from and args.search_steps is None:
+        # The search is what a run costs, not what the model is: a warm start from a model
+        # trained with it (the shipped one) would otherwise run ~3x slower unasked.
+        overrides["search_steps"] = 0
     total = spe * epochs
     with strategy.scope():
         try:
