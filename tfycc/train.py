@@ -106,7 +106,10 @@ def build_parser():
                         "W times that of the code bits (their bits always count in the rate; "
                         "default 0: the map is not charged for them, as in models before "
                         "session 15)")
-    h.add_argument("--search-steps", type=int, metavar="K",
+    # A real default, unlike the other loss settings (None: an --init-from model's own): the
+    # search is what a run costs, not what the model is, and a warm start from a model
+    # trained with it (the shipped one) would otherwise run ~3x slower unasked.
+    h.add_argument("--search-steps", type=int, default=0, metavar="K",
                    help="distil the encoder-side search: K search steps on every batch "
                         "(no gradient) and a loss pulling the encoder's kept codes to what "
                         "the search found (default 0: off, with --init-from too, whatever "
@@ -365,10 +368,6 @@ def main(argv=None):
         search_steps=args.search_steps, search_weight=args.search_weight,
         search_tune=args.search_tune).items()
         if v is not None}
-    if args.init_from and args.search_steps is None:
-        # The search is what a run costs, not what the model is: a warm start from a model
-        # trained with it (the shipped one) would otherwise run ~3x slower unasked.
-        overrides["search_steps"] = 0
     total = spe * epochs
     with strategy.scope():
         try:
