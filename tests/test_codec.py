@@ -7,7 +7,7 @@ from conftest import run_python, varied_tiny
 from tfycc import bitstream
 from tfycc.colour import ycbcr_to_rgb
 from tfycc.entropy import quantize_pmf
-from tfycc.model import _pad_to_grid, build_model
+from tfycc.model import REFINE_COLOUR_SHARE, _pad_to_grid, build_model
 
 
 def _latents(model, image):
@@ -547,7 +547,6 @@ def test_encoder_side_search_colour_tunes_add_a_share_of_log_chroma_mse(photo):
     """The "-colour" tunes are their base tune's objective plus c ln(MSE of Cb, Cr), c =
     REFINE_COLOUR_SHARE; their signatures write valid files at the same levels."""
     from tfycc.colour import rgb_to_ycbcr
-    from tfycc.model import REFINE_COLOUR_SHARE
 
     model, x, lat, rgb = _search_case(photo)
     err = (rgb_to_ycbcr(rgb) - rgb_to_ycbcr(x[:, :45, :70])).numpy()[..., 1:]
@@ -641,6 +640,14 @@ def test_search_distillation_pulls_the_encoder_towards_the_search_and_not_the_de
                   for s, m in zip("yc", masks))
     distil = float(model._search_distillation(x, lat)[0])
     assert distil == pytest.approx(squares / kept, rel=1e-4)
+    # ... by search_colour_share (default REFINE_COLOUR_SHARE, the encode-time tune's).
+    assert model.hparams["search_colour_share"] == REFINE_COLOUR_SHARE
+    model.hparams["search_colour_share"] = 3.0
+    more = model.refine(x, lat, 6, 48, 64, tune="psnr-colour", per_image=True, colour_share=3.0)
+    assert any(np.any(more[f"raw_{s}"].numpy() != colour[f"raw_{s}"].numpy()) for s in "yc")
+    squares = sum(np.sum(m * (lat[f"code_{s}"].numpy() - more[f"code_{s}"].numpy()) ** 2)
+                  for s, m in zip("yc", masks))
+    assert float(model._search_distillation(x, lat)[0]) == pytest.approx(squares / kept, rel=1e-4)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
     data = tf.data.Dataset.from_tensors(tf.cast(x * 255.0, tf.uint8)).repeat()
     history = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
@@ -650,6 +657,7 @@ def test_search_distillation_pulls_the_encoder_towards_the_search_and_not_the_de
     off.compile(optimizer=tf.keras.optimizers.Adam(1e-4))
     assert off.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history["search_gap"] == [0.0]
     for bad in (dict(search_steps=-1), dict(search_weight=-1.0), dict(search_weight=float("nan")),
-                dict(search_tune="ms-ssim")):
+                dict(search_tune="ms-ssim"), dict(search_colour_share=-0.1),
+                dict(search_colour_share=float("inf"))):
         with pytest.raises(ValueError, match="search"):
             build_model("tiny", **bad)

@@ -83,7 +83,8 @@ def test_warm_start_keeps_the_model_family_and_takes_loss_overrides(images, tmp_
     r = subprocess.run(_train_cmd("--data", images, "--out", out, "--init-from", src,
                                   "--config", "paper", "--distortion", "rmse", "--fine-blocks", 1,
                                   "--deep-blocks", 1, "--search-steps", 2, "--search-weight", 3,
-                                  "--search-tune", "psnr-colour", "--steps", 2,
+                                  "--search-tune", "psnr-colour", "--search-colour-share", 0.4,
+                                  "--steps", 2,
                                   "--patch-size", 64, "--batch-size", 2, "--no-export"),
                        capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -93,7 +94,8 @@ def test_warm_start_keeps_the_model_family_and_takes_loss_overrides(images, tmp_
     assert model.hparams["fine_blocks"] == 1 and len(model.dec_y.fine) == 1  # grown
     assert model.hparams["deep_blocks"] == 1 and len(model.enc_c.deep) == 1
     assert (model.hparams["search_steps"], model.hparams["search_weight"],
-            model.hparams["search_tune"]) == (2, 3.0, "psnr-colour")
+            model.hparams["search_tune"], model.hparams["search_colour_share"]) == (
+                2, 3.0, "psnr-colour", 0.4)
 
 
 @pytest.mark.parametrize("only,trained", [

@@ -138,7 +138,8 @@ class TwoStreamCodec(tf.keras.Model):
                  random_level_prob=0.5, rate_warmup_steps=2000, rate_penalty="hinge", distortion="l1",
                  fuse_encoder=True, fuse_decoder=True, streams="ycbcr", stage_blocks=0,
                  fine_blocks=0, deep_blocks=0, context=1, ms_ssim_weight=0.0, level_weight=0.0,
-                 search_steps=0, search_weight=0.0, search_tune="psnr", model_id=None, **kwargs):
+                 search_steps=0, search_weight=0.0, search_tune="psnr",
+                 search_colour_share=REFINE_COLOUR_SHARE, model_id=None, **kwargs):
         super().__init__(**kwargs)
         if rate_term not in ("entropy", "importance"):
             raise ValueError(f"rate_term must be 'entropy' or 'importance', not {rate_term!r}")
@@ -158,6 +159,9 @@ class TwoStreamCodec(tf.keras.Model):
             raise ValueError("search_steps must be >= 0 and search_weight finite and >= 0")
         if search_tune not in ("psnr", "psnr-colour"):
             raise ValueError(f"search_tune must be 'psnr' or 'psnr-colour', not {search_tune!r}")
+        if not 0.0 <= float(search_colour_share) < float("inf"):
+            raise ValueError("search_colour_share must be finite and >= 0, "
+                             f"not {search_colour_share!r}")
         if streams == "rgb":
             code_c, filters_c, fuse_encoder, fuse_decoder = 0, 0, False, False
         self.hparams = dict(
@@ -168,6 +172,7 @@ class TwoStreamCodec(tf.keras.Model):
             rate_penalty=rate_penalty, distortion=distortion, ms_ssim_weight=float(ms_ssim_weight),
             level_weight=float(level_weight), search_steps=int(search_steps),
             search_weight=float(search_weight), search_tune=search_tune,
+            search_colour_share=float(search_colour_share),
             fuse_encoder=bool(fuse_encoder), fuse_decoder=bool(fuse_decoder), streams=streams,
             stage_blocks=int(stage_blocks), fine_blocks=int(fine_blocks),
             deep_blocks=int(deep_blocks), context=int(context),
@@ -247,7 +252,8 @@ class TwoStreamCodec(tf.keras.Model):
                    mask_c=ops.channel_mask(u, self.code_channels[1], self.levels))
         return self.with_codes(out, {"y": tf.cast(code_y, tf.float32), "c": tf.cast(code_c, tf.float32)})
 
-    def refine(self, x, lat, steps, height, width, tune="psnr", per_image=False):
+    def refine(self, x, lat, steps, height, width, tune="psnr", per_image=False,
+               colour_share=REFINE_COLOUR_SHARE):
         """Encoder-side search: ``lat`` with better code bits for the image ``x``.
 
         ``steps`` Adam steps (learning rate ``REFINE_LEARNING_RATE``) on the continuous
@@ -256,7 +262,8 @@ class TwoStreamCodec(tf.keras.Model):
         moves little; the decoder is unchanged, so any tfycc decoder reads the file.
         It closes part of the amortisation gap of a small, briefly trained encoder.
         ``tune`` (one of ``REFINE_TUNES``): the quality measure that the search raises;
-        ``per_image``: each image of a batch its own objective (``refine_objective``).
+        ``per_image``: each image of a batch its own objective; ``colour_share``: the
+        "-colour" tunes' weight of the chroma error (both: ``refine_objective``).
         """
         streams = [s for s, n in zip("yc", self.code_channels) if n]
         beta1, beta2, eps = 0.9, 0.999, 1e-7
@@ -265,7 +272,7 @@ class TwoStreamCodec(tf.keras.Model):
             with tf.GradientTape() as tape:
                 tape.watch(codes)
                 loss = self.refine_objective(x, self.with_codes(lat, dict(zip(streams, codes))),
-                                             height, width, tune, per_image)
+                                             height, width, tune, per_image, colour_share)
             grads = tape.gradient(loss, codes)
             t1 = tf.cast(t + 1, tf.float32)
             rate = REFINE_LEARNING_RATE * tf.sqrt(1.0 - beta2 ** t1) / (1.0 - beta1 ** t1)
@@ -290,13 +297,14 @@ class TwoStreamCodec(tf.keras.Model):
             new.update({f"code_{s}": code, f"raw_{s}": raw, f"bits_{s}": raw * lat[f"mask_{s}"]})
         return new
 
-    def refine_objective(self, x, lat, height, width, tune="psnr", per_image=False):
+    def refine_objective(self, x, lat, height, width, tune="psnr", per_image=False,
+                         colour_share=REFINE_COLOUR_SHARE):
         """What ``refine`` lowers: D + ``REFINE_RATE_WEIGHT`` * ln(R + 1).  D, of the
         decoded RGB against ``x`` over its real ``height`` x ``width`` pixels: ln(MSE) for
         ``tune`` "psnr"; for "ms-ssim", (1 - s) ln(1 - MS-SSIM) + s ln(MSE) with
         s = ``REFINE_MSE_SHARE`` (as many MS-SSIM scales as the image's shorter side
         allows, like ``metrics.ms_ssim``; ln(MSE) alone below 11 pixels); the "-colour"
-        tunes add ``REFINE_COLOUR_SHARE`` * ln(MSE of Cb and Cr).  R: the entropy
+        tunes add ``colour_share`` (default ``REFINE_COLOUR_SHARE``) * ln(MSE of Cb and Cr).  R: the entropy
         model's bits for ``lat`` (each kept bit's cost in its context, with the
         straight-through gradient cost(1) - cost(0); the levels' cost, a constant here).
         ``per_image``: the sum of each image's objective (the MSE tunes only) instead of
@@ -314,7 +322,7 @@ class TwoStreamCodec(tf.keras.Model):
             distortion = _ms_ssim_objective(rgb, ref, distortion, tf.minimum(height, width))
         if tune.endswith("-colour"):
             error = rgb_to_ycbcr(rgb)[..., 1:] - rgb_to_ycbcr(ref)[..., 1:]
-            distortion += REFINE_COLOUR_SHARE * tf.math.log(
+            distortion += colour_share * tf.math.log(
                 tf.reduce_mean(tf.square(error), axes) + 1e-10)
         bits = tf.reduce_sum(self.entropy.level_cost(lat["level"]), axes and [1, 2])
         for stream in range(2):
@@ -453,10 +461,11 @@ class TwoStreamCodec(tf.keras.Model):
         """(distillation loss, search gap) of a training batch; (0, 0) without a search.
 
         With ``search_steps`` > 0 the encoder-side search (``refine`` tuned for
-        ``search_tune``, each image its own objective, no gradient) finds better codes
-        for the batch, and the loss is the mean squared distance of the encoder's kept
-        codes to them: the encoder learns what the search finds (distillation).  The gap
-        is the fraction of kept bits the search flipped, what the encoder still misses.
+        ``search_tune`` with ``search_colour_share``, each image its own objective, no
+        gradient) finds better codes for the batch, and the loss is the mean squared
+        distance of the encoder's kept codes to them: the encoder learns what the search
+        finds (distillation).  The gap is the fraction of kept bits the search flipped,
+        what the encoder still misses.
         """
         steps = self.hparams["search_steps"]
         if steps <= 0:
@@ -465,7 +474,8 @@ class TwoStreamCodec(tf.keras.Model):
         # (The search reads the decoder's weights: no gradient may flow back through it.)
         found = tf.nest.map_structure(tf.stop_gradient, self.refine(
             tf.stop_gradient(rgb), fixed, steps, tf.shape(rgb)[1], tf.shape(rgb)[2],
-            tune=self.hparams["search_tune"], per_image=True))
+            tune=self.hparams["search_tune"], per_image=True,
+            colour_share=self.hparams["search_colour_share"]))
         squares = flips = kept = 0.0
         for s, n in zip("yc", self.code_channels):
             if n:

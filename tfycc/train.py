@@ -120,6 +120,9 @@ def build_parser():
     h.add_argument("--search-tune", choices=("psnr", "psnr-colour"),
                    help="what that search raises (default psnr; psnr-colour also weighs the "
                         "Cb and Cr error, as --tune psnr-colour does at encode time)")
+    h.add_argument("--search-colour-share", type=float, metavar="S",
+                   help="psnr-colour's weight of ln(Cb, Cr MSE) in that search (default 0.15, "
+                        "what --tune psnr-colour uses at encode time)")
     h.add_argument("--rate-warmup-steps", type=int, help="lambda warm-up (default 2000)")
     h.add_argument("--offset-range", type=float, help="random level offset range in training")
     h.add_argument("--random-level-prob", type=float,
@@ -366,7 +369,7 @@ def main(argv=None):
         rate_warmup_steps=args.rate_warmup_steps,
         ms_ssim_weight=args.ms_ssim_weight, level_weight=args.level_weight,
         search_steps=args.search_steps, search_weight=args.search_weight,
-        search_tune=args.search_tune).items()
+        search_tune=args.search_tune, search_colour_share=args.search_colour_share).items()
         if v is not None}
     total = spe * epochs
     with strategy.scope():
