@@ -253,7 +253,7 @@ class TwoStreamCodec(tf.keras.Model):
         return self.with_codes(out, {"y": tf.cast(code_y, tf.float32), "c": tf.cast(code_c, tf.float32)})
 
     def refine(self, x, lat, steps, height, width, tune="psnr", per_image=False,
-               colour_share=REFINE_COLOUR_SHARE):
+               colour_share=None):
         """Encoder-side search: ``lat`` with better code bits for the image ``x``.
 
         ``steps`` Adam steps (learning rate ``REFINE_LEARNING_RATE``) on the continuous
@@ -298,13 +298,14 @@ class TwoStreamCodec(tf.keras.Model):
         return new
 
     def refine_objective(self, x, lat, height, width, tune="psnr", per_image=False,
-                         colour_share=REFINE_COLOUR_SHARE):
+                         colour_share=None):
         """What ``refine`` lowers: D + ``REFINE_RATE_WEIGHT`` * ln(R + 1).  D, of the
         decoded RGB against ``x`` over its real ``height`` x ``width`` pixels: ln(MSE) for
         ``tune`` "psnr"; for "ms-ssim", (1 - s) ln(1 - MS-SSIM) + s ln(MSE) with
         s = ``REFINE_MSE_SHARE`` (as many MS-SSIM scales as the image's shorter side
         allows, like ``metrics.ms_ssim``; ln(MSE) alone below 11 pixels); the "-colour"
-        tunes add ``colour_share`` (default ``REFINE_COLOUR_SHARE``) * ln(MSE of Cb and Cr).  R: the entropy
+        tunes add ``colour_share`` (None: ``REFINE_COLOUR_SHARE``, read at each call, as
+        ``scripts/colour_share.py`` relies on) * ln(MSE of Cb and Cr).  R: the entropy
         model's bits for ``lat`` (each kept bit's cost in its context, with the
         straight-through gradient cost(1) - cost(0); the levels' cost, a constant here).
         ``per_image``: the sum of each image's objective (the MSE tunes only) instead of
@@ -322,7 +323,8 @@ class TwoStreamCodec(tf.keras.Model):
             distortion = _ms_ssim_objective(rgb, ref, distortion, tf.minimum(height, width))
         if tune.endswith("-colour"):
             error = rgb_to_ycbcr(rgb)[..., 1:] - rgb_to_ycbcr(ref)[..., 1:]
-            distortion += colour_share * tf.math.log(
+            share = REFINE_COLOUR_SHARE if colour_share is None else colour_share
+            distortion += share * tf.math.log(
                 tf.reduce_mean(tf.square(error), axes) + 1e-10)
         bits = tf.reduce_sum(self.entropy.level_cost(lat["level"]), axes and [1, 2])
         for stream in range(2):
