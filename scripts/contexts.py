@@ -1,7 +1,7 @@
 """How many bits each entropy-model context set needs for the same latents.
 
     python scripts/contexts.py [--model NAME_OR_DIR] [--train ../shared/data/train] \
-        [--data ../shared/data/kodak] [--contexts 3,4] [--images 120] [--offsets=-1,0,1] \
+        [--data ../shared/data/kodak] [--contexts 4,5] [--images 120] [--offsets=-1,0,1] \
         [--json OUT]
 
 The model's encoder runs once per image and level offset; its latents (levels and
@@ -10,8 +10,10 @@ counts of ``--images`` random training images (``EntropyModel.fit_tables``, as
 ``tfycc calibrate`` does) and then charged for the latents of the evaluation images
 (held out: never the images they were fitted to).  Printed per set: bits per kept
 bit, the levels' share in bits per pixel, the total in bits per pixel (payload only:
-no header) and the change against the first set.  Context sets smaller than the
-model's own are skipped (they have no tables to start from).
+no header) and the change against the first set.  Context set 5's mixing weights are
+fitted as ``tfycc calibrate`` fits them (to a sampled share of the training latents)
+and charged for every held-out kept bit.  Context sets smaller than the model's own are
+skipped (they have no tables to start from).
 """
 import argparse
 import json
@@ -24,23 +26,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
-def measure(model, contexts, train_images, eval_images, offsets):
+def measure(model, contexts, train_images, eval_images, offsets, seed=0):
     """Rows of dict(context, bits_per_kept_bit, level_bpp, bpp) on ``eval_images``."""
     import numpy as np
 
     from tfycc.model import with_context
-    from tfycc.train import context_sums
+    from tfycc.train import MIX_RATE, concat_samples, context_sums
+
+    def samples(em, images, rate):  # mixing samples of every latent, as calibrate takes them
+        parts = []
+        context_sums(model, images, offsets, [em], parts, rate, np.random.default_rng(seed))
+        return concat_samples(parts)
 
     models = [model if c == model.entropy.context else with_context(model, c) for c in contexts]
     ems = [m.entropy for m in models]
     fit, _ = context_sums(model, train_images, offsets, ems)
     for em, sums in zip(ems, fit):
         em.fit_tables(*sums)
+        if em.mixing:
+            em.fit_mixing(samples(em, train_images, MIX_RATE), seed=seed)
     held, pixels = context_sums(model, eval_images, offsets, ems)
     rows = []
     for c, em, (bit_rows, bit_ones, level_counts) in zip(contexts, ems, held):
         total = em.counts_cost(bit_rows, bit_ones, level_counts)
         levels_only = em.counts_cost(np.zeros_like(bit_rows), np.zeros_like(bit_ones), level_counts)
+        if em.mixing:  # every held-out kept bit, charged with the mixing
+            total = levels_only + em.mixing_cost(samples(em, eval_images, 1.0)) * bit_rows.sum()
         rows.append({"context": c, "bits_per_kept_bit": (total - levels_only) / bit_rows.sum(),
                      "level_bpp": levels_only / pixels, "bpp": total / pixels,
                      "kept_bpp": bit_rows.sum() / pixels})
@@ -53,7 +64,7 @@ def main(argv=None):
     p.add_argument("--train", default=os.path.join(SHARED, "train"),
                    help="images the tables are fitted to (never the evaluation set)")
     p.add_argument("--data", default=os.path.join(SHARED, "kodak"), help="evaluation images")
-    p.add_argument("--contexts", default="3,4", help="context sets to compare (default %(default)s)")
+    p.add_argument("--contexts", default="4,5", help="context sets to compare (default %(default)s)")
     p.add_argument("--images", type=int, default=120, help="random training images (default 120)")
     p.add_argument("--offsets", default="-1,0,1", help="level offsets (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
@@ -89,7 +100,7 @@ def main(argv=None):
     contexts = [c for c in contexts if c >= model.entropy.context]
     if not contexts:
         p.error(f"{model.model_id} uses context set {model.entropy.context}: nothing to compare")
-    rows = measure(model, contexts, train, [im for _, im in named], offsets)
+    rows = measure(model, contexts, train, [im for _, im in named], offsets, args.seed)
     print(f"{model.model_id}: tables fitted to {len(train)} images of {args.train}, charged for "
           f"{len(named)} images of {args.data}, offsets {args.offsets}"
           + (f" (skipped context sets {skipped}: below the model's)" if skipped else "") + "\n")

@@ -104,8 +104,9 @@ def test_ceiling_rejects_a_folder_without_images(exported_tiny, tmp_path):
 
 def test_contexts_charges_what_the_calibrated_files_hold(exported_tiny, tmp_path):
     """Fitted and charged on the same photo, the model's own context set costs what the
-    file of a model calibrated on that photo holds; contexts 3 and 4 are measured beside
-    it, and a model moved to context 4 and calibrated the same way writes what set 4 costs."""
+    file of a model calibrated on that photo holds; contexts 3, 4 and 5 are measured
+    beside it, and models moved to context 4 and 5 and calibrated the same way write what
+    those sets cost."""
     import json
     import shutil
 
@@ -121,14 +122,14 @@ def test_contexts_charges_what_the_calibrated_files_hold(exported_tiny, tmp_path
     model_dir = str(exported_tiny / "tiny")
     script = _load_script("contexts")
     assert script.main(["--model", model_dir, "--train", str(tmp_path), "--data", str(tmp_path),
-                        "--contexts", "1,2,3,4", "--offsets", "0", "--json", str(out)]) == 0
+                        "--contexts", "1,2,3,4,5", "--offsets", "0", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["context"] for r in rows] == [2, 3, 4]  # (1 is below the tiny model's 2: skipped)
-    assert rows[0]["kept_bpp"] == rows[1]["kept_bpp"] == rows[2]["kept_bpp"] > 0  # same latents
+    assert [r["context"] for r in rows] == [2, 3, 4, 5]  # (1 is below the tiny model's 2: skipped)
+    assert len({r["kept_bpp"] for r in rows}) == 1 and rows[0]["kept_bpp"] > 0  # same latents
     assert all(0 < r["bits_per_kept_bit"] < 1.2 and 0 < r["level_bpp"] < r["bpp"] for r in rows)
     assert rows[2]["bits_per_kept_bit"] == pytest.approx(rows[1]["bits_per_kept_bit"])  # set 3's
     image = np.asarray(Image.open(PHOTO).convert("RGB"))
-    for row, context in ((rows[0], None), (rows[2], 4)):
+    for row, context in ((rows[0], None), (rows[2], 4), (rows[3], 5)):
         model = load_model(model_dir)
         if context:
             model = with_context(model, context)

@@ -224,7 +224,7 @@ def test_calibrate_refits_the_tables_saves_and_exports_under_a_new_id(images, tm
     assert calibrate_main([str(src), str(tmp_path / "y"), "--data", str(tmp_path / "none*")]) == 2
 
 
-def test_calibrate_moves_an_older_model_to_contexts_2_3_and_4(images, tmp_path):
+def test_calibrate_moves_an_older_model_to_contexts_2_3_4_and_5(images, tmp_path):
     from conftest import varied_tiny
     from tfycc.model import load_model, save_model
     from tfycc.train import calibrate_main
@@ -243,18 +243,20 @@ def test_calibrate_moves_an_older_model_to_contexts_2_3_and_4(images, tmp_path):
                                   models[0].decompress(data[0]).numpy())
     # A context-2 model has no context-1 tables to go back to: exit code 2.
     assert calibrate_main([str(two), str(tmp_path / "back"), "--context", "1", *args]) == 2
-    # On to context 3, then 4 (levels by wavefronts): the same pixels again, from files in
-    # the new formats.
+    # On to context 3, then 4 (levels by wavefronts), then 5 (channel mixing): the same
+    # pixels again, from files in the new formats.
     src = two
-    for context in (3, 4):
+    for context in (3, 4, 5):
         out = tmp_path / f"context{context}"
         assert calibrate_main([str(src), str(out), "--context", str(context), *args]) == 0
         model = load_model(str(out))
         assert model.entropy.context == context
+        if context == 5:  # the mixing weights were fitted, saved and exported
+            assert np.count_nonzero(model.entropy.mix_q.numpy()) > 0
         np.testing.assert_array_equal(model.decompress(model.compress(photo)).numpy(),
                                       models[0].decompress(data[0]).numpy())
         src = out
-    assert calibrate_main([str(src), str(tmp_path / "back3"), "--context", "3", *args]) == 2
+    assert calibrate_main([str(src), str(tmp_path / "back4"), "--context", "4", *args]) == 2
 
 
 def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):

@@ -356,8 +356,9 @@ class TwoStreamCodec(tf.keras.Model):
         to_chw = lambda t: tf.transpose(t, [0, 3, 1, 2])  # noqa: E731
         bits_int = tf.cast(to_chw(latents[f"bits_{name}"]), tf.int32)
         index = self.entropy.stream_bit_index(bits_int, latents["level"], stream)
+        mix = self.entropy.stream_mix(bits_int, stream, quantized=False) if self.entropy.mixing else None
         raw = to_chw(latents[f"raw_{name}"])
-        cost = self.entropy.bit_cost(raw if through_bits else tf.stop_gradient(raw), index)
+        cost = self.entropy.bit_cost(raw if through_bits else tf.stop_gradient(raw), index, mix)
         return cost, to_chw(latents[f"mask_{name}"])
 
     def rate(self, latents, split=False):
@@ -554,7 +555,8 @@ class TwoStreamCodec(tf.keras.Model):
             n = self.code_channels[s]
             if not n:
                 continue
-            index = em.stream_bit_index(b, level, s) + em.num_level_rows
+            index = em.coder_bit_index(em.stream_bit_index(b, level, s),
+                                       em.stream_mix(b, s) if em.mixing else None)
             keep = tf.transpose(ops.keep_mask_int(level, n, self.levels), [2, 0, 1])
             flat = lambda t: tf.gather(tf.reshape(t, [n, -1]), order, axis=1)  # noqa: E731
             sel = flat(keep)
@@ -591,19 +593,21 @@ class TwoStreamCodec(tf.keras.Model):
         phase = em.phases(h, w)
 
         def channel(s, n):  # one while_loop step: channel k of stream s, phase by phase
-            def step(k, handle, prev, out):
+            def step(k, handle, prev, out, mix):
                 keep = level * n > k * L
                 base = em.channel_context(s, k, level, tf.unstack(prev, 4))
                 cur = tf.zeros([h, w], tf.int32)
                 for ph in range(em.num_phases):
                     pos = tf.where(keep & tf.equal(phase, ph))
-                    index = em.bit_index(base, ph, em.own_context(cur, ph))
+                    index = em.coder_bit_index(em.bit_index(base, ph, em.own_context(cur, ph)),
+                                               mix[k] if em.mixing else None)
                     handle, values = tfc.entropy_decode_index(
-                        handle, tf.gather_nd(index + em.num_level_rows, pos), tf.shape(pos)[:1],
-                        tf.int32)
+                        handle, tf.gather_nd(index, pos), tf.shape(pos)[:1], tf.int32)
                     cur = tf.tensor_scatter_nd_update(cur, pos, values)
                 prev = tf.concat([cur[None], prev[:3]], 0)  # channels k, k - 1, k - 2, k - 3
-                return k + 1, handle, prev, out.write(k, cur)
+                if em.mixing:  # the later channels' corrections from this one
+                    mix = em.mix_update(mix, s, k, cur)
+                return k + 1, handle, prev, out.write(k, cur), mix
             return step
 
         bits = []
@@ -612,9 +616,10 @@ class TwoStreamCodec(tf.keras.Model):
                 bits.append(tf.zeros([h, w, 0], tf.int32))
                 continue
             # A loop, not n unrolled copies: the exported graph stays small (fast to load).
-            _, handle, _, out = tf.while_loop(
+            mix = tf.zeros([n, h, w] if em.mixing else [1, 1, 1], tf.int32)  # (context 5)
+            _, handle, _, out, _ = tf.while_loop(
                 lambda k, *_: k < n, channel(s, n),
-                (0, handle, tf.zeros([4, h, w], tf.int32), tf.TensorArray(tf.int32, size=n)))
+                (0, handle, tf.zeros([4, h, w], tf.int32), tf.TensorArray(tf.int32, size=n), mix))
             bits.append(tf.transpose(out.stack(), [1, 2, 0]))
         ok = tfc.entropy_decode_finalize(handle)
         return level, bits, ok

@@ -197,10 +197,12 @@ def learning_rate(rate, total, warmup=0):
     return Schedule()
 
 
-def context_sums(model, images, offsets, entropy_models=None):
+def context_sums(model, images, offsets, entropy_models=None, samples=None, rate=1.0, rng=None):
     """Summed ``context_counts`` of ``model``'s latents of uint8 ``images`` at each level
     offset, under each of ``entropy_models`` (default: the model's own): a list of
-    [bit rows, bit ones, level counts] per entropy model, and the pixels counted."""
+    [bit rows, bit ones, level counts] per entropy model, and the pixels counted.
+    With a list ``samples``, also appends the first entropy model's ``mixing_samples``
+    of every latent (each bit with probability ``rate``, ``rng``)."""
     import numpy as np
     import tensorflow as tf
 
@@ -219,19 +221,36 @@ def context_sums(model, images, offsets, entropy_models=None):
             for em, total in zip(ems, sums):
                 for t, part in zip(total, em.context_counts(lat["level"][0], bits)):
                     t += part
+            if samples is not None:
+                samples.append(ems[0].mixing_samples(lat["level"][0], bits, rate, rng))
             pixels += int(image.shape[0]) * int(image.shape[1])
     return sums, pixels
 
 
-def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=False):
+MIX_RATE = 0.08  # share of the kept bits that calibrate fits context 5's mixing to
+
+
+def concat_samples(parts):
+    """One dict of ``EntropyModel.mixing_samples`` from a list of them."""
+    import numpy as np
+
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=False,
+              mix_rate=MIX_RATE, seed=0):
     """Refit the entropy model's tables exactly to counts on whole images (``files``).
 
     Training fits the tables by gradient on 128^2 patches, mixed with random level
     offsets; counting the contexts of whole images at each of ``offsets`` (level
     shifts that ``compress --bpp`` uses) gives the tables those files need.  Images
-    are centre-cropped to at most ``max_side``.  Returns the model's own estimate of
-    the mean bits per pixel over those images and offsets, before and after.
+    are centre-cropped to at most ``max_side``.  Context set 5 then fits its mixing
+    weights (``EntropyModel.fit_mixing``) to a random ``mix_rate`` share of the same
+    latents' kept bits.  Returns the model's own estimate of the mean bits per pixel
+    over those images and offsets, before and after (context 5's "before" without the
+    mixing; its "after" charges every kept bit the sampled bits' mean cost).
     """
+    import numpy as np
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -240,10 +259,16 @@ def calibrate(model, files, offsets=(-2, -1, 0, 1, 2), max_side=768, progress=Fa
     em = model.entropy
     images = (data_lib.centre_crop(data_lib.decode_image(tf.io.read_file(f)), max_side)
               for f in tqdm(files, desc="calibrate", unit="image", disable=not progress))
-    (sums,), pixels = context_sums(model, images, offsets)
+    samples = [] if em.mixing else None
+    (sums,), pixels = context_sums(model, images, offsets, samples=samples, rate=mix_rate,
+                                   rng=np.random.default_rng(seed))
     before = em.counts_cost(*sums) / pixels
     em.fit_tables(*sums)
-    return before, em.counts_cost(*sums) / pixels
+    if not em.mixing:
+        return before, em.counts_cost(*sums) / pixels
+    _, per_bit = em.fit_mixing(concat_samples(samples), seed=seed)
+    levels = em.counts_cost(np.zeros_like(sums[0]), np.zeros_like(sums[1]), sums[2])
+    return before, (levels + per_bit * sums[0].sum()) / pixels
 
 
 def calibrate_main(argv=None):
@@ -262,10 +287,10 @@ def calibrate_main(argv=None):
     p.add_argument("--offsets", default="-2,-1,0,1,2", help="level offsets (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-id", help="id of the result (default: a new tfycc-CONFIG-DATE-HASH)")
-    p.add_argument("--context", type=int, choices=(1, 2, 3, 4),  # entropy.CONTEXTS (no TF import here)
+    p.add_argument("--context", type=int, choices=(1, 2, 3, 4, 5),  # entropy.CONTEXTS (no TF import)
                    help="entropy-model context set of the result (default: the model's own; "
                    "2 codes the same latents in fewer bits than 1, 3 in fewer than 2, 4 in "
-                   "fewer than 3)")
+                   "fewer than 3, 5 in fewer than 4)")
     p.add_argument("--force", action="store_true", help="overwrite a model in OUT")
     args = p.parse_args(argv)
     try:
@@ -294,7 +319,7 @@ def calibrate_main(argv=None):
         except ValueError as e:  # e.g. back to a smaller context set: no tables for it
             print(f"tfycc calibrate: error: {args.model}: {e}", file=sys.stderr)
             return 2
-    before, after = calibrate(model, files, offsets, progress=True)
+    before, after = calibrate(model, files, offsets, progress=True, seed=args.seed)
     model.model_id = args.model_id or export.default_model_id(model, export.model_family(old_id))
     save_model(model, args.out)
     export.export_codec(model, os.path.join(args.out, "codec"))
