@@ -65,7 +65,10 @@ decoded bits: no float reaches the coder.  ``fit_mixing`` fits A, S and a bias p
 channel (folded into T) by logistic regression on sampled bits of training images,
 with T fixed.  Measured on the session-32 model's latents (``T`` its calibrated
 set-4 tables; A, S fitted to 40 training images): Kodak's kept bits cost 0.607 bits
-each instead of 0.661 (-8.2 %); A alone: 0.617.
+each instead of 0.661 (-8.2 %); A alone: 0.617.  Moved to set 5 by ``tfycc calibrate
+--context 5`` (session 37), the same model's Kodak files were 6.4 / 8.7 / 11.4 / 13.6 %
+smaller at offsets 0 / +1 / +2 / +3 (0.5-3.3 % at -2 ... -1, where the levels are most
+of the file).
 
 Coding tables are int32 variables filled from the float tables by
 ``update_tables`` (NumPy, explicit, deterministic) and saved with the model; the
