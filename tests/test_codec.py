@@ -369,6 +369,26 @@ def test_context_5_round_trips_the_latents_with_mixing_weights(photo):
     np.testing.assert_array_equal(decoded["bits_c"].numpy(), bits_c)
 
 
+def test_context_5_files_hold_what_the_rate_term_charges(photo):
+    """With fitted mixing weights, the payload is within a few percent (+ fixed overhead)
+    of the training rate term, which charges each bit its table logit plus the float
+    mixing (``stream_mix(quantized=False)``): training and coding see the same model."""
+    model = varied_tiny("tfycc-test-rate5", context=5)
+    image = photo[:128, :192]
+    level, bits_y, bits_c = _fit_mixing_to(model, image)
+    em = model.entropy  # weights that matter (fitted ones barely do on an untrained model)
+    rng = np.random.default_rng(5)
+    em.mix_logits.assign(rng.normal(0.0, 1.0, em.mix_logits.shape) * em._mix_mask())
+    em.update_tables()
+    lat = model.analyze(_pad_to_grid(tf.cast(image[None], tf.float32) / 255.0))
+    estimate_bits = float(model.rate(lat)[0])
+    payload_bits = 8 * (len(model.compress(image).numpy())
+                        - bitstream.header_size(model.model_id) - bitstream.CHECKSUM_BYTES)
+    assert abs(payload_bits - estimate_bits) < 0.02 * estimate_bits + 64, (payload_bits, estimate_bits)
+    without_mixing = em.counts_cost(*em.context_counts(level, [bits_y, bits_c]))
+    assert abs(payload_bits - without_mixing) > 0.1 * payload_bits  # (the mixing is charged)
+
+
 def test_context_5_sees_channels_beyond_k_minus_4_and_their_neighbours():
     """Bits that only context 5's mixing predicts: channel 4 + m is 1 iff two or more of
     channel m's 4 neighbours are 1 -- beyond set 4's reach (it sees the neighbours of
