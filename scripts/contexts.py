@@ -33,25 +33,24 @@ def measure(model, contexts, train_images, eval_images, offsets, seed=0):
     from tfycc.model import with_context
     from tfycc.train import MIX_RATE, concat_samples, context_sums
 
-    def samples(em, images, rate):  # mixing samples of every latent, as calibrate takes them
-        parts = []
-        context_sums(model, images, offsets, [em], parts, rate, np.random.default_rng(seed))
-        return concat_samples(parts)
-
     models = [model if c == model.entropy.context else with_context(model, c) for c in contexts]
     ems = [m.entropy for m in models]
-    fit, _ = context_sums(model, train_images, offsets, ems)
+    # Set 5's mixing samples come from the same passes: a share of the training bits, as
+    # calibrate takes them, to fit; every held-out kept bit to charge.
+    fit_samples, held_samples = ([], []) if any(em.mixing for em in ems) else (None, None)
+    fit, _ = context_sums(model, train_images, offsets, ems, fit_samples, MIX_RATE,
+                          np.random.default_rng(seed))
     for em, sums in zip(ems, fit):
         em.fit_tables(*sums)
         if em.mixing:
-            em.fit_mixing(samples(em, train_images, MIX_RATE), seed=seed)
-    held, pixels = context_sums(model, eval_images, offsets, ems)
+            em.fit_mixing(concat_samples(fit_samples), seed=seed)
+    held, pixels = context_sums(model, eval_images, offsets, ems, held_samples)
     rows = []
     for c, em, (bit_rows, bit_ones, level_counts) in zip(contexts, ems, held):
         total = em.counts_cost(bit_rows, bit_ones, level_counts)
         levels_only = em.counts_cost(np.zeros_like(bit_rows), np.zeros_like(bit_ones), level_counts)
-        if em.mixing:  # every held-out kept bit, charged with the mixing
-            total = levels_only + em.mixing_cost(samples(em, eval_images, 1.0)) * bit_rows.sum()
+        if em.mixing:
+            total = levels_only + em.mixing_cost(concat_samples(held_samples)) * bit_rows.sum()
         rows.append({"context": c, "bits_per_kept_bit": (total - levels_only) / bit_rows.sum(),
                      "level_bpp": levels_only / pixels, "bpp": total / pixels,
                      "kept_bpp": bit_rows.sum() / pixels})

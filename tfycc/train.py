@@ -201,14 +201,16 @@ def context_sums(model, images, offsets, entropy_models=None, samples=None, rate
     """Summed ``context_counts`` of ``model``'s latents of uint8 ``images`` at each level
     offset, under each of ``entropy_models`` (default: the model's own): a list of
     [bit rows, bit ones, level counts] per entropy model, and the pixels counted.
-    With a list ``samples``, also appends the first entropy model's ``mixing_samples``
-    of every latent (each bit with probability ``rate``, ``rng``)."""
+    With a list ``samples``, also appends the ``mixing_samples`` of every latent (each
+    bit with probability ``rate``, ``rng``) under the first of them that mixes (set 5:
+    the samples are the same for every such model)."""
     import numpy as np
     import tensorflow as tf
 
     from .model import _pad_to_grid
 
     ems = entropy_models or [model.entropy]
+    mixer = next((em for em in ems if em.mixing), None) if samples is not None else None
     analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
     sums = [[np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
              np.zeros([em.num_level_rows, em.levels + 1])] for em in ems]
@@ -222,7 +224,7 @@ def context_sums(model, images, offsets, entropy_models=None, samples=None, rate
                 for t, part in zip(total, em.context_counts(lat["level"][0], bits)):
                     t += part
             if samples is not None:
-                samples.append(ems[0].mixing_samples(lat["level"][0], bits, rate, rng))
+                samples.append(mixer.mixing_samples(lat["level"][0], bits, rate, rng))
             pixels += int(image.shape[0]) * int(image.shape[1])
     return sums, pixels
 
