@@ -267,6 +267,14 @@ def test_calibrate_moves_an_older_model_to_contexts_2_3_4_and_5(images, tmp_path
     assert calibrate_main([str(src), str(tmp_path / "back4"), "--context", "4", *args]) == 2
 
 
+def test_context_sums_refuses_mixing_samples_without_a_mixing_model():
+    from conftest import varied_tiny
+    from tfycc.train import context_sums
+
+    with pytest.raises(ValueError, match="mixes"):
+        context_sums(varied_tiny("tfycc-tiny-20260101-00000009"), [], (0,), samples=[])
+
+
 def test_bf16_support_is_read_from_the_cpu_flags(tmp_path):
     from tfycc.train import cpu_has_bf16
 

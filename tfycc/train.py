@@ -210,7 +210,9 @@ def context_sums(model, images, offsets, entropy_models=None, samples=None, rate
     from .model import _pad_to_grid
 
     ems = entropy_models or [model.entropy]
-    mixer = next((em for em in ems if em.mixing), None) if samples is not None else None
+    mixer = next((em for em in ems if em.mixing), None)
+    if samples is not None and mixer is None:
+        raise ValueError("mixing samples need an entropy model that mixes (context set 5)")
     analyze = tf.function(lambda x, off: model.analyze(x, off), reduce_retracing=True)
     sums = [[np.zeros(em.num_bit_rows), np.zeros(em.num_bit_rows),
              np.zeros([em.num_level_rows, em.levels + 1])] for em in ems]
