@@ -128,14 +128,17 @@ def test_bad_input_gives_one_line_and_exit_2(models, small_png, tmp_path, capsys
 
 
 def test_wrong_model_is_refused(models, small_png, tmp_path, capsys):
-    from tfycc import export
-    from tfycc.model import build_model, save_model
-
-    save_model(build_model("tiny", model_id="tfycc-test-other"), str(tmp_path / "o"))
-    assert export.main([str(tmp_path / "o"), str(models / "other"), "--no-servable"]) == 0
+    # Another model: the tiny codec under another id (the CLI matches a file's id against
+    # the model directory's config.json), without a second 30 s export.
+    other = tmp_path / "other"
+    other.mkdir()
+    os.symlink(models / "tiny" / "codec", other / "codec")
+    config = json.loads((models / "tiny" / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(dict(config, model_id="tfycc-test-other")))
     assert _run(["compress", small_png, "--model", "tiny"], capsys)[0] == 0
-    code, _, err = _run(["decompress", f"{small_png}.tfycc", "--model", "other"], capsys)
-    assert code == 2 and "tfycc-test-tiny" in err
+    code, _, err = _run(["decompress", f"{small_png}.tfycc", "--model", other], capsys)
+    assert code == 2 and "tfycc-test-tiny" in err and "tfycc-test-other" in err
+    assert sorted(os.listdir(tmp_path)) == ["other", "small.png", "small.png.tfycc"]
 
 
 def test_every_truncation_and_random_flips_end_in_exit_2_or_an_image(models, tmp_path, capsys):
