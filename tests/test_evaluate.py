@@ -53,6 +53,19 @@ def test_ciede2000_known_cases():
     assert metrics.ciede2000(grey, lighter) == pytest.approx(abs(dl) / s_l, rel=1e-6)
 
 
+def test_ciede2000_split_tells_lightness_from_colour_errors(photo):
+    grey = np.full((4, 4, 3), 119, np.uint8)
+    assert metrics.ciede2000_split(grey, grey) == (0.0, 0.0, 0.0)
+    whole, colour, lightness = metrics.ciede2000_split(grey, grey + 2)  # lightness only
+    assert whole == metrics.ciede2000(grey, grey + 2) and lightness == pytest.approx(whole, rel=1e-3)
+    assert colour < 1e-3 * whole
+    redder = photo.copy()
+    redder[..., 0] = np.clip(redder[..., 0].astype(int) + 30, 0, 255)
+    whole, colour, lightness = metrics.ciede2000_split(photo, redder)
+    assert whole == metrics.ciede2000(photo, redder)
+    assert colour > 2 * lightness > 0  # more red: mostly a colour error (a* up), some L*
+
+
 def test_delta_ab_signs_colour_shifts():
     grey = np.full((4, 4, 3), 128, np.uint8)
     assert metrics.delta_ab(grey, grey) == (0.0, 0.0)

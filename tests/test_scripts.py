@@ -340,3 +340,42 @@ def test_colour_share_zero_is_the_plain_search_and_a_share_changes_it(exported_t
     with pytest.raises(SystemExit) as e:
         script.main(["--model", model_dir, "--data", str(tmp_path), "--shares", "-1"])
     assert e.value.code == 2
+
+
+def test_colour_split_compares_each_anchor_at_the_tfycc_files_size(exported_tiny, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfycc import metrics
+    from tfycc.model import load_model
+
+    Image.open(PHOTO).save(tmp_path / "a.png")
+    Image.open(PHOTO).crop((0, 0, 24, 16)).save(tmp_path / "b.png")  # no anchor fits its size
+    out = tmp_path / "split.json"
+    model_dir = str(exported_tiny / "tiny")
+    script = _load_script("colour_split")
+    assert script.main(["--model", model_dir, "--data", str(tmp_path), "--offsets=2",
+                        "--anchors", "jpeg2000,webp", "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| tfycc | 2 |" in printed and "| webp | 1 |" in printed
+    found = json.loads(out.read_text())
+    assert {(r["image"], r["codec"], r["reached"]) for r in found["per_image"]} == {
+        ("a.png", "tfycc", True), ("a.png", "jpeg2000", True), ("a.png", "webp", True),
+        ("b.png", "tfycc", True), ("b.png", "jpeg2000", False), ("b.png", "webp", False)}
+    rows = {r["codec"]: r for r in found["per_image"] if r["image"] == "a.png"}
+    image = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    model = load_model(model_dir)
+    data = model.compress_at(tf.constant(image), tf.constant(2.0)).numpy()
+    want = metrics.ciede2000_split(image, model.decompress(data).numpy())
+    assert [rows["tfycc"][k] for k in script.PARTS] == pytest.approx(list(want))
+    assert rows["tfycc"]["bpp"] == pytest.approx(8 * len(data) / image[..., 0].size)
+    for anchor in ("jpeg2000", "webp"):
+        assert rows[anchor]["reached"] and rows[anchor]["bpp"] <= rows["tfycc"]["bpp"]
+        n, diff, _ = found["summary"][0]["differences"][anchor]["colour"]
+        assert n == 1 and diff == pytest.approx(rows["tfycc"]["colour"] - rows[anchor]["colour"])
+    with pytest.raises(SystemExit) as e:
+        script.main(["--model", model_dir, "--data", str(tmp_path), "--anchors", "bmp"])
+    assert e.value.code == 2

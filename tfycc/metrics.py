@@ -2,8 +2,8 @@
 and Bjontegaard deltas between rate-distortion curves."""
 import numpy as np
 
-__all__ = ["psnr", "ms_ssim", "ms_ssim_db", "ycbcr_psnr", "ciede2000", "delta_ab", "bd_rate",
-           "bd_quality"]
+__all__ = ["psnr", "ms_ssim", "ms_ssim_db", "ycbcr_psnr", "ciede2000", "ciede2000_split", "delta_ab",
+           "bd_rate", "bd_quality"]
 
 
 def psnr(a, b, peak=255.0):
@@ -54,6 +54,22 @@ def ciede2000(a, b):
     from skimage.color import deltaE_ciede2000
 
     return float(np.mean(deltaE_ciede2000(_lab(a), _lab(b))))
+
+
+def ciede2000_split(a, b):
+    """(mean CIEDE2000, its colour part, its lightness part) of ``b`` against ``a`` (sRGB uint8).
+
+    The colour part is the mean CIEDE2000 of ``b``'s a*, b* under ``a``'s L* (only the
+    colour errors left), the lightness part that of ``b``'s L* under ``a``'s a*, b*.
+    They do not add up to the whole (CIEDE2000 is a root of a sum of squares, with
+    weights that depend on both), but they say which of the two errors drives it.
+    """
+    from skimage.color import deltaE_ciede2000
+
+    la, lb = _lab(a), _lab(b)
+    colour = np.concatenate([la[..., :1], lb[..., 1:]], -1)
+    lightness = np.concatenate([lb[..., :1], la[..., 1:]], -1)
+    return tuple(float(np.mean(deltaE_ciede2000(la, x))) for x in (lb, colour, lightness))
 
 
 def delta_ab(a, b):
