@@ -68,7 +68,8 @@ def main(argv=None):
         _atomic_write(os.path.join(args.results, "summary.md"),
                       f"# Rate-distortion, {title}\n\n{summary}".encode(), True)
         paths = plot(results, args.results, title)
-        print(f"wrote {args.results}/summary.md and {len(paths)} plots from {len(results)} results")
+        print(f"wrote {args.results}/summary.md and {len(paths)} plots from {len(results)} results",
+              file=sys.stderr)  # stdout is only the table, to paste
     return 0
 
 

@@ -62,6 +62,8 @@ def test_rd_table_write_rebuilds_summary_and_plots_from_every_json(tmp_path, cap
         assert f"| {name} | offset +1 |" in summary and f"| {name} | jpeg |" in summary
     assert "0.2 bpp: PSNR" in summary and "0.3 bpp: PSNR" not in summary  # the anchors' targets
     assert (tmp_path / "rd.png").stat().st_size > 10000
+    out, err = capsys.readouterr()
+    assert out.startswith("| bpp |") and "wrote" not in out and "summary.md" in err  # stdout: the table
 
 
 def test_ceiling_measures_what_decompress_returns(exported_tiny, tmp_path):
